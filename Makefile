@@ -1,0 +1,67 @@
+# Every target bootstraps what it needs from the lock files: a fresh machine
+# needs only python3 (3.11+), node and npm.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: demo test lint typecheck unit bench soak synth deploy destroy sandbox clean setup
+
+setup: $(VENV)/.synced node_modules/.synced
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# Re-sync whenever the lock changes; --frozen refuses a lock out of date with pyproject.
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --python $(PYTHON) --quiet
+	touch $@
+
+node_modules/.synced: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: setup
+	$(VENV)/bin/originlock demo
+
+sandbox: setup
+	$(VENV)/bin/originlock sandbox
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy functions infra originlock tests bench
+
+unit: setup
+	$(VENV)/bin/pytest tests/unit
+
+test: lint typecheck
+	$(VENV)/bin/pytest --cov=functions --cov=originlock --cov-branch --cov-report=term:skip-covered
+
+bench: setup
+	$(PY) -m bench
+
+soak: setup
+	ORIGINLOCK_SOAK=1 $(VENV)/bin/pytest tests/unit/test_protocol_model.py -p no:cacheprovider
+
+synth: setup
+	npx --no-install cdk synth --quiet
+
+deploy: setup
+	npx --no-install cdk deploy --all
+
+destroy: setup
+	npx --no-install cdk destroy --all
+
+clean:
+	rm -rf $(VENV) $(TOOLS) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,116 @@
+"""HTTP API Lambda authorizer (payload format 2.0, simple responses).
+
+Allows a request only when it carries exactly one origin header whose value is
+in the token document's accepted set. Never raises: anything unexpected denies.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from authorizer.cache import AcceptedSetCache
+from authorizer.settings import AuthorizerSettings, SettingsError
+from authorizer.telemetry import Telemetry
+from tokens.document import valid_token
+from tokens.store import default_reader
+
+DENY: dict[str, Any] = {"isAuthorized": False}
+
+
+@dataclass
+class Runtime:
+    settings: AuthorizerSettings
+    cache: AcceptedSetCache
+
+
+_telemetry = Telemetry(flush_interval=60.0, deny_log_interval=1.0)
+_runtime: Runtime | None = None
+
+
+def build_runtime(settings: AuthorizerSettings, telemetry: Telemetry) -> Runtime:
+    reader = default_reader(settings.parameter_name, settings.token_source, settings.extension_port)
+    cache = AcceptedSetCache(
+        reader,
+        time.monotonic,
+        max_age=settings.cache_max_age,
+        refresh_min_interval=settings.refresh_min_interval,
+        max_staleness=settings.max_staleness,
+        on_error=telemetry.store_error,
+    )
+    return Runtime(settings, cache)
+
+
+def _get_runtime() -> Runtime | None:
+    global _runtime, _telemetry
+    if _runtime is None:
+        try:
+            settings = AuthorizerSettings.from_env()
+        except SettingsError as exc:
+            _telemetry.settings_error(str(exc))
+            return None
+        _telemetry = Telemetry(settings.metrics_flush_interval, settings.deny_log_interval)
+        _runtime = build_runtime(settings, _telemetry)
+    return _runtime
+
+
+def reset() -> None:
+    """Forget the instance state (tests use this to model a fresh instance)."""
+    global _runtime, _telemetry
+    _runtime = None
+    _telemetry = Telemetry(flush_interval=60.0, deny_log_interval=1.0)
+
+
+def presented_value(event: object, header_name: str) -> bytes | None:
+    """The one well-formed origin header value in *event*, or ``None``.
+
+    Header names are matched case-insensitively. ``None`` for a missing, empty,
+    repeated (API Gateway joins repeats with commas) or malformed value.
+    """
+    if not isinstance(event, dict):
+        return None
+    headers = event.get("headers")
+    if not isinstance(headers, dict):
+        return None
+    found: object = None
+    seen = False
+    for key, value in headers.items():
+        if isinstance(key, str) and key.lower() == header_name:
+            if seen:
+                return None
+            seen, found = True, value
+    if not valid_token(found):
+        return None
+    assert isinstance(found, str)
+    return found.encode("ascii")
+
+
+def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    try:
+        runtime = _get_runtime()
+        now = time.monotonic()
+        if runtime is None:
+            _telemetry.denied("misconfigured", now)
+            return DENY
+        presented = presented_value(event, runtime.settings.header_name)
+        if presented is None:
+            _telemetry.denied("malformed", now)
+            decision_allowed, slot = False, None
+        else:
+            decision = runtime.cache.decide(presented)
+            decision_allowed, slot = decision.allowed, decision.slot
+            if decision.allowed:
+                _telemetry.count(f"Allowed_{slot}")
+            else:
+                _telemetry.denied(decision.reason or "no_match", now)
+        _telemetry.maybe_flush(now)
+        if decision_allowed:
+            return {"isAuthorized": True, "context": {"slot": slot}}
+        return DENY
+    except Exception as exc:
+        try:
+            _telemetry.unexpected(exc)
+        except Exception:  # noqa: S110 - a broken logger must not turn a deny into a 500
+            pass
+        return DENY

@@ -1,0 +1,105 @@
+"""Rotate-function settings: what to rotate comes from the deployment, never from the input."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+DEFAULT_HEADER = "x-cf-api-gateway-token"
+
+
+class SettingsError(Exception):
+    """The function's environment is incomplete or malformed."""
+
+
+def _number(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{key} is not a number") from None
+    if value < 0:
+        raise SettingsError(f"{key} is negative")
+    return value
+
+
+@dataclass(frozen=True)
+class RotateSettings:
+    parameter_name: str
+    lock_parameter_name: str
+    distribution_id: str
+    header_name: str = DEFAULT_HEADER
+    # Empty: every origin that already carries the header.
+    origin_ids: tuple[str, ...] = ()
+    kms_key_id: str | None = None
+    api_id: str | None = None
+    api_stage: str = "$default"
+    authorizer_function_name: str | None = None
+    # The authorizer's cache bounds: the workflow derives its waits from them.
+    authorizer_refresh_interval: float = 1.0
+    authorizer_max_age: float = 60.0
+    # Timings of the workflow.
+    stage_wait_seconds: float = 0.0
+    poll_interval_seconds: float = 30.0
+    deploy_timeout_seconds: float = 1800.0
+    drain_seconds: float = 300.0
+    probe_url: str | None = None
+    api_url: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RotateSettings:
+        env = os.environ if env is None else env
+        missing = [
+            key
+            for key in ("SSM_PARAMETER_NAME", "DISTRIBUTION_ID")
+            if not env.get(key, "").strip()
+        ]
+        if missing:
+            raise SettingsError(f"missing settings: {', '.join(missing)}")
+        parameter = env["SSM_PARAMETER_NAME"].strip()
+        refresh = _number(env, "AUTHORIZER_REFRESH_INTERVAL_SECONDS", cls.authorizer_refresh_interval)
+        # Wait after staging: one refresh interval (a warm instance that read just
+        # before the write may not look again sooner) plus a margin for SSM's
+        # read-after-write and clock skew.
+        stage_wait = _number(env, "STAGE_WAIT_SECONDS", refresh + 5.0)
+        if stage_wait < refresh:
+            raise SettingsError("STAGE_WAIT_SECONDS is shorter than the authorizer refresh interval")
+        origins = tuple(o.strip() for o in env.get("ORIGIN_IDS", "").split(",") if o.strip())
+        poll = _number(env, "POLL_INTERVAL_SECONDS", cls.poll_interval_seconds)
+        if poll <= 0:
+            raise SettingsError("POLL_INTERVAL_SECONDS must be positive")
+        return cls(
+            parameter_name=parameter,
+            lock_parameter_name=env.get("LOCK_PARAMETER_NAME", "").strip() or f"{parameter}.lock",
+            distribution_id=env["DISTRIBUTION_ID"].strip(),
+            header_name=env.get("ORIGIN_HEADER_NAME", DEFAULT_HEADER).strip().lower(),
+            origin_ids=origins,
+            kms_key_id=env.get("KMS_KEY_ID") or None,
+            api_id=env.get("API_ID") or None,
+            api_stage=env.get("API_STAGE") or "$default",
+            authorizer_function_name=env.get("AUTHORIZER_FUNCTION_NAME") or None,
+            authorizer_refresh_interval=refresh,
+            authorizer_max_age=_number(env, "AUTHORIZER_MAX_AGE_SECONDS", cls.authorizer_max_age),
+            stage_wait_seconds=stage_wait,
+            poll_interval_seconds=poll,
+            deploy_timeout_seconds=_number(
+                env, "DEPLOY_TIMEOUT_SECONDS", cls.deploy_timeout_seconds
+            ),
+            drain_seconds=_number(env, "DRAIN_SECONDS", cls.drain_seconds),
+            probe_url=env.get("PROBE_URL") or None,
+            api_url=env.get("API_URL") or None,
+        )
+
+    def timings(self) -> dict[str, int]:
+        """Whole seconds for the state machine's Wait states (SecondsPath)."""
+        return {
+            "stage_wait_seconds": int(round(self.stage_wait_seconds + 0.499)),
+            "poll_interval_seconds": max(1, int(round(self.poll_interval_seconds + 0.499))),
+            "drain_seconds": int(round(self.drain_seconds + 0.499)),
+        }
+
+    def describe(self) -> dict[str, object]:
+        return asdict(self)

@@ -1,0 +1,188 @@
+"""The token document stored in the SSM SecureString parameter.
+
+The parameter holds a JSON object::
+
+    {"format": 1, "pending": null, "current": "<token>", "previous": null,
+     "generation": 7, "updated_at": "2026-11-25T17:00:00Z"}
+
+The accepted set is the non-null values among ``pending``, ``current`` and
+``previous``. A parameter that holds a bare token (not a JSON object), as the
+blog's deployment leaves it, reads as ``{"current": <that value>}``.
+
+Nothing here ever puts a token value into an exception message, a ``repr`` or
+a log line: callers pass :func:`fingerprint` values around instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+FORMAT_VERSION = 1
+SLOTS: tuple[str, ...] = ("pending", "current", "previous")
+# 32 random bytes -> 43 URL-safe base64 characters (A-Z a-z 0-9 - _): 256 bits,
+# fixed length, no comma (API Gateway joins repeated headers with commas).
+TOKEN_BYTES = 32
+TOKEN_LENGTH = 43
+# CloudFront's limit for an origin custom header value.
+MAX_TOKEN_LENGTH = 1783
+FINGERPRINT_LENGTH = 12
+
+
+class CorruptDocumentError(Exception):
+    """The parameter holds something that is neither a token document nor a bare token."""
+
+
+def fingerprint(value: str | None) -> str | None:
+    """Return a short, non-reversible identifier of a token value.
+
+    Parameters
+    ----------
+    value:
+        A token value, or ``None``.
+
+    Returns
+    -------
+    str | None
+        The first 12 hex digits of ``sha256("originlock:" + value)``, or ``None``.
+    """
+    if value is None:
+        return None
+    digest = hashlib.sha256(b"originlock:" + value.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:FINGERPRINT_LENGTH]
+
+
+def generate_token() -> str:
+    """Return a fresh token: 256 bits from :mod:`secrets`, URL-safe, 43 characters."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    assert len(token) == TOKEN_LENGTH
+    return token
+
+
+def valid_token(value: object) -> bool:
+    """Whether *value* can be a token: printable ASCII without spaces or commas."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_TOKEN_LENGTH
+        and value.isascii()
+        and value.isprintable()
+        and " " not in value
+        and "," not in value
+    )
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class TokenDocument:
+    """The decoded parameter. Immutable: every change returns a new document."""
+
+    current: str | None = field(default=None, repr=False)
+    previous: str | None = field(default=None, repr=False)
+    pending: str | None = field(default=None, repr=False)
+    generation: int = 0
+    updated_at: str | None = None
+    adopted_plain: bool = False
+
+    # -- reading ---------------------------------------------------------
+    @classmethod
+    def parse(cls, raw: object) -> TokenDocument:
+        """Decode a parameter value.
+
+        Raises
+        ------
+        CorruptDocumentError
+            If the value is not a token document nor a bare token. The message
+            never contains the value.
+        """
+        if not isinstance(raw, str) or not raw.strip():
+            raise CorruptDocumentError("parameter value is empty or not a string")
+        text = raw.strip()
+        if not text.startswith("{"):
+            if not valid_token(text):
+                raise CorruptDocumentError("bare parameter value is not a usable token")
+            return cls(current=text, adopted_plain=True)
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise CorruptDocumentError("parameter value is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise CorruptDocumentError("token document is not a JSON object")
+        fmt = data.get("format", FORMAT_VERSION)
+        if fmt != FORMAT_VERSION:
+            raise CorruptDocumentError(f"unsupported token document format {fmt!r:.20}")
+        slots: dict[str, str | None] = {}
+        for slot in SLOTS:
+            value = data.get(slot)
+            if value is not None and not valid_token(value):
+                raise CorruptDocumentError(f"slot {slot} does not hold a usable token")
+            slots[slot] = value
+        generation = data.get("generation", 0)
+        if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
+            raise CorruptDocumentError("generation is not a non-negative integer")
+        updated_at = data.get("updated_at")
+        if updated_at is not None and not isinstance(updated_at, str):
+            raise CorruptDocumentError("updated_at is not a string")
+        if not any(slots.values()):
+            raise CorruptDocumentError("token document accepts no value")
+        return cls(generation=generation, updated_at=updated_at, **slots)
+
+    def accepted(self) -> tuple[tuple[str, bytes], ...]:
+        """The accepted set as ``(slot, value bytes)`` pairs, pending first."""
+        return tuple(
+            (slot, value.encode("ascii"))
+            for slot in SLOTS
+            if (value := getattr(self, slot)) is not None
+        )
+
+    def slot_of(self, value: str | None) -> str | None:
+        """The slot holding *value*, or ``None`` when it is not accepted."""
+        if value is None:
+            return None
+        for slot in SLOTS:
+            if getattr(self, slot) == value:
+                return slot
+        return None
+
+    def fingerprints(self) -> dict[str, str | None]:
+        """Fingerprint of each slot (``None`` for an empty slot)."""
+        return {slot: fingerprint(getattr(self, slot)) for slot in SLOTS}
+
+    # -- writing ---------------------------------------------------------
+    def to_json(self) -> str:
+        """Encode for the parameter (always the JSON form, even for an adopted bare token)."""
+        return json.dumps(
+            {
+                "format": FORMAT_VERSION,
+                "pending": self.pending,
+                "current": self.current,
+                "previous": self.previous,
+                "generation": self.generation,
+                "updated_at": self.updated_at,
+            },
+            separators=(",", ":"),
+        )
+
+    def evolve(self, **changes: object) -> TokenDocument:
+        """A copy with *changes*, the next generation and a fresh timestamp."""
+        return replace(
+            self,
+            generation=self.generation + 1,
+            updated_at=utc_now(),
+            adopted_plain=False,
+            **changes,  # type: ignore[arg-type]
+        )
+
+    def summary(self) -> dict[str, object]:
+        """What may be shown to an operator: fingerprints, never values."""
+        return {
+            "generation": self.generation,
+            "updated_at": self.updated_at,
+            "fingerprints": self.fingerprints(),
+            "adopted_plain": self.adopted_plain,
+        }
