@@ -6,7 +6,10 @@ in the token document's accepted set. Never raises: anything unexpected denies.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +28,9 @@ class Runtime:
     cache: AcceptedSetCache
 
 
+# The environment this instance reads its settings from. The sandbox's in-process
+# Lambda runtime gives each instance (a separate copy of this module) its own.
+ENVIRON: Mapping[str, str] = os.environ
 _telemetry = Telemetry(flush_interval=60.0, deny_log_interval=1.0)
 _runtime: Runtime | None = None
 
@@ -46,7 +52,7 @@ def _get_runtime() -> Runtime | None:
     global _runtime, _telemetry
     if _runtime is None:
         try:
-            settings = AuthorizerSettings.from_env()
+            settings = AuthorizerSettings.from_env(ENVIRON)
         except SettingsError as exc:
             _telemetry.settings_error(str(exc))
             return None
@@ -109,8 +115,7 @@ def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
             return {"isAuthorized": True, "context": {"slot": slot}}
         return DENY
     except Exception as exc:
-        try:
+        # A broken logger must not turn a deny into a 500.
+        with contextlib.suppress(Exception):
             _telemetry.unexpected(exc)
-        except Exception:  # noqa: S110 - a broken logger must not turn a deny into a 500
-            pass
         return DENY

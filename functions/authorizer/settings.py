@@ -23,7 +23,7 @@ class AuthorizerSettings:
     refresh_min_interval: float = 1.0
     # Past this age of the last good read, the instance denies everything.
     max_staleness: float = 900.0
-    token_source: str = "sdk"
+    token_source: str = "sdk"  # noqa: S105 - a source name, not a secret
     extension_port: int = 2773
     metrics_flush_interval: float = 60.0
     # Denial log lines per instance are limited to one per this many seconds.

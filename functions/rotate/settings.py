@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -53,20 +54,22 @@ class RotateSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> RotateSettings:
         env = os.environ if env is None else env
         missing = [
-            key
-            for key in ("SSM_PARAMETER_NAME", "DISTRIBUTION_ID")
-            if not env.get(key, "").strip()
+            key for key in ("SSM_PARAMETER_NAME", "DISTRIBUTION_ID") if not env.get(key, "").strip()
         ]
         if missing:
             raise SettingsError(f"missing settings: {', '.join(missing)}")
         parameter = env["SSM_PARAMETER_NAME"].strip()
-        refresh = _number(env, "AUTHORIZER_REFRESH_INTERVAL_SECONDS", cls.authorizer_refresh_interval)
+        refresh = _number(
+            env, "AUTHORIZER_REFRESH_INTERVAL_SECONDS", cls.authorizer_refresh_interval
+        )
         # Wait after staging: one refresh interval (a warm instance that read just
         # before the write may not look again sooner) plus a margin for SSM's
         # read-after-write and clock skew.
         stage_wait = _number(env, "STAGE_WAIT_SECONDS", refresh + 5.0)
         if stage_wait < refresh:
-            raise SettingsError("STAGE_WAIT_SECONDS is shorter than the authorizer refresh interval")
+            raise SettingsError(
+                "STAGE_WAIT_SECONDS is shorter than the authorizer refresh interval"
+            )
         origins = tuple(o.strip() for o in env.get("ORIGIN_IDS", "").split(",") if o.strip())
         poll = _number(env, "POLL_INTERVAL_SECONDS", cls.poll_interval_seconds)
         if poll <= 0:
@@ -96,9 +99,9 @@ class RotateSettings:
     def timings(self) -> dict[str, int]:
         """Whole seconds for the state machine's Wait states (SecondsPath)."""
         return {
-            "stage_wait_seconds": int(round(self.stage_wait_seconds + 0.499)),
-            "poll_interval_seconds": max(1, int(round(self.poll_interval_seconds + 0.499))),
-            "drain_seconds": int(round(self.drain_seconds + 0.499)),
+            "stage_wait_seconds": math.ceil(self.stage_wait_seconds),
+            "poll_interval_seconds": max(1, math.ceil(self.poll_interval_seconds)),
+            "drain_seconds": math.ceil(self.drain_seconds),
         }
 
     def describe(self) -> dict[str, object]:

@@ -1,0 +1,362 @@
+"""AWS adapters for the rotation steps. boto3 lives here only; clients are built lazily.
+
+Each adapter translates AWS errors into the named errors of :mod:`rotate.errors`, so the
+steps (and the state machine's Retry/Catch) never see a botocore exception.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+from rotate.errors import (
+    CloudFrontThrottledError,
+    CorruptTokenDocumentError,
+    DistributionChangedError,
+    RotationInProgressError,
+    StateConflictError,
+    StoreUnavailableError,
+)
+from rotate.settings import RotateSettings
+from tokens.document import CorruptDocumentError, TokenDocument
+
+THROTTLING = {
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+}
+
+
+def _code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", type(exc).__name__))
+
+
+class _LazyClients:
+    def __init__(self) -> None:
+        self._clients: dict[str, Any] = {}
+
+    def get(self, service: str) -> Any:
+        if service not in self._clients:
+            import boto3
+            from botocore.config import Config
+
+            self._clients[service] = boto3.client(
+                service, config=Config(retries={"mode": "standard", "max_attempts": 3})
+            )
+        return self._clients[service]
+
+
+CLIENTS = _LazyClients()
+
+
+class TokenStore:
+    """The token document in its SecureString parameter."""
+
+    def __init__(self, settings: RotateSettings, clients: _LazyClients = CLIENTS) -> None:
+        self.settings = settings
+        self.clients = clients
+
+    def read(self) -> TokenDocument:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.clients.get("ssm").get_parameter(
+                Name=self.settings.parameter_name, WithDecryption=True
+            )
+        except ClientError as exc:
+            raise StoreUnavailableError(f"reading the token parameter: {_code(exc)}") from None
+        except BotoCoreError as exc:
+            raise StoreUnavailableError(
+                f"reading the token parameter: {type(exc).__name__}"
+            ) from None
+        try:
+            return TokenDocument.parse(response["Parameter"]["Value"])
+        except CorruptDocumentError as exc:
+            raise CorruptTokenDocumentError(str(exc)) from None
+
+    def write(self, document: TokenDocument) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        kwargs: dict[str, Any] = {
+            "Name": self.settings.parameter_name,
+            "Value": document.to_json(),
+            "Type": "SecureString",
+            "Overwrite": True,
+        }
+        if self.settings.kms_key_id:
+            kwargs["KeyId"] = self.settings.kms_key_id
+        try:
+            self.clients.get("ssm").put_parameter(**kwargs)
+        except ClientError as exc:
+            raise StoreUnavailableError(f"writing the token parameter: {_code(exc)}") from None
+        except BotoCoreError as exc:
+            raise StoreUnavailableError(
+                f"writing the token parameter: {type(exc).__name__}"
+            ) from None
+
+
+class Lock:
+    """At most one execution per target: an SSM String parameter created with Overwrite=False.
+
+    ``PutParameter(Overwrite=False)`` either creates the parameter or fails with
+    ``ParameterAlreadyExists``: two executions cannot both create it. A lock whose holder is
+    no longer running (stopped or timed out before it could release) is taken over through a
+    takeover marker, itself created with Overwrite=False, so two contenders cannot both take
+    over the same stale lock.
+    """
+
+    def __init__(self, settings: RotateSettings, clients: _LazyClients = CLIENTS) -> None:
+        self.name = settings.lock_parameter_name
+        self.clients = clients
+
+    def _put(self, name: str, value: str, overwrite: bool) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.clients.get("ssm").put_parameter(
+                Name=name, Value=value, Type="String", Overwrite=overwrite
+            )
+        except ClientError as exc:
+            if _code(exc) == "ParameterAlreadyExists":
+                return False
+            raise StoreUnavailableError(f"lock: {_code(exc)}") from None
+        return True
+
+    def holder(self) -> str | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            value = self.clients.get("ssm").get_parameter(Name=self.name)["Parameter"]["Value"]
+        except ClientError as exc:
+            if _code(exc) == "ParameterNotFound":
+                return None
+            raise StoreUnavailableError(f"lock: {_code(exc)}") from None
+        try:
+            return str(json.loads(value)["execution"])
+        except (ValueError, KeyError, TypeError):
+            return "unreadable-lock"
+
+    def execution_running(self, execution_arn: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        if not execution_arn.startswith("arn:"):
+            return False
+        try:
+            status = self.clients.get("stepfunctions").describe_execution(
+                executionArn=execution_arn
+            )["status"]
+        except ClientError as exc:
+            if _code(exc) in ("ExecutionDoesNotExist", "InvalidArn"):
+                return False
+            raise StoreUnavailableError(f"lock: describe holder: {_code(exc)}") from None
+        return status == "RUNNING"
+
+    def acquire(self, execution_id: str, detail: dict[str, Any]) -> dict[str, Any]:
+        value = json.dumps({"execution": execution_id, **detail}, sort_keys=True)
+        if self._put(self.name, value, overwrite=False):
+            return {"acquired": True, "took_over": None}
+        holder = self.holder()
+        if holder == execution_id:
+            return {"acquired": True, "took_over": None}  # a retried acquire
+        if holder is None:
+            # Released between our put and our read: try once more, atomically.
+            if self._put(self.name, value, overwrite=False):
+                return {"acquired": True, "took_over": None}
+            holder = self.holder()
+        if holder is not None and holder != execution_id and self.execution_running(holder):
+            raise RotationInProgressError(f"execution {holder.rsplit(':', 1)[-1]} holds the lock")
+        stale = (holder or "none").rsplit(":", 1)[-1]
+        marker = f"{self.name}.takeover.{stale}"[:1011]
+        if not self._put(marker, value, overwrite=False):
+            raise RotationInProgressError("another execution is taking over a stale lock")
+        self._put(self.name, value, overwrite=True)
+        return {"acquired": True, "took_over": stale}
+
+    def release(self, execution_id: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        if self.holder() != execution_id:
+            return False
+        try:
+            self.clients.get("ssm").delete_parameter(Name=self.name)
+        except ClientError as exc:
+            if _code(exc) != "ParameterNotFound":
+                raise StoreUnavailableError(f"lock: {_code(exc)}") from None
+        return True
+
+
+@dataclass
+class LiveDistribution:
+    """What the distribution is configured to send, and its deployment status."""
+
+    config: dict[str, Any]
+    etag: str
+    status: str | None = None
+    domain_name: str | None = None
+    header_values: dict[str, str] = field(default_factory=dict)
+
+
+def header_values(
+    config: dict[str, Any], header_name: str, origin_ids: tuple[str, ...]
+) -> dict[str, str]:
+    """Origin id -> the header value it sends, for the target origins that carry the header."""
+    values: dict[str, str] = {}
+    for origin in config.get("Origins", {}).get("Items", []) or []:
+        if origin_ids and origin["Id"] not in origin_ids:
+            continue
+        for header in (origin.get("CustomHeaders") or {}).get("Items", []) or []:
+            if header["HeaderName"].lower() == header_name:
+                values[origin["Id"]] = header["HeaderValue"]
+    return values
+
+
+def with_header_value(
+    config: dict[str, Any], header_name: str, origin_ids: tuple[str, ...], value: str
+) -> dict[str, Any]:
+    """A copy of *config* where only the header's value on the target origins changed."""
+    updated = copy.deepcopy(config)
+    for origin in updated.get("Origins", {}).get("Items", []) or []:
+        if origin_ids and origin["Id"] not in origin_ids:
+            continue
+        for header in (origin.get("CustomHeaders") or {}).get("Items", []) or []:
+            if header["HeaderName"].lower() == header_name:
+                header["HeaderValue"] = value
+    return updated
+
+
+class Distribution:
+    """The CloudFront distribution named by the settings, and only that one."""
+
+    def __init__(self, settings: RotateSettings, clients: _LazyClients = CLIENTS) -> None:
+        self.settings = settings
+        self.clients = clients
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return dict(getattr(self.clients.get("cloudfront"), operation)(**kwargs))
+        except ClientError as exc:
+            code = _code(exc)
+            if code == "PreconditionFailed":
+                raise DistributionChangedError(
+                    "the distribution changed between read and update"
+                ) from None
+            if code in THROTTLING:
+                raise CloudFrontThrottledError(f"{operation}: {code}") from None
+            if code == "NoSuchDistribution":
+                raise StateConflictError(
+                    f"distribution {self.settings.distribution_id} does not exist"
+                ) from None
+            raise
+        except BotoCoreError as exc:
+            raise CloudFrontThrottledError(f"{operation}: {type(exc).__name__}") from None
+
+    def _values(self, config: dict[str, Any]) -> dict[str, str]:
+        return header_values(config, self.settings.header_name, self.settings.origin_ids)
+
+    def config(self) -> LiveDistribution:
+        response = self._call("get_distribution_config", Id=self.settings.distribution_id)
+        config = response["DistributionConfig"]
+        return LiveDistribution(config, response["ETag"], header_values=self._values(config))
+
+    def describe(self) -> LiveDistribution:
+        response = self._call("get_distribution", Id=self.settings.distribution_id)
+        dist = response["Distribution"]
+        config = dist["DistributionConfig"]
+        return LiveDistribution(
+            config,
+            response["ETag"],
+            status=dist["Status"],
+            domain_name=dist.get("DomainName"),
+            header_values=self._values(config),
+        )
+
+    def send(self, live: LiveDistribution, value: str) -> None:
+        """UpdateDistribution with IfMatch: only the header value on the target origins changes."""
+        config = with_header_value(
+            live.config, self.settings.header_name, self.settings.origin_ids, value
+        )
+        self._call(
+            "update_distribution",
+            Id=self.settings.distribution_id,
+            IfMatch=live.etag,
+            DistributionConfig=config,
+        )
+
+
+class AuthorizerCaches:
+    """API Gateway's authorizer result cache and the authorizer's warm instances."""
+
+    EPOCH_VARIABLE = "ORIGINLOCK_REVOKE_EPOCH"
+
+    def __init__(self, settings: RotateSettings, clients: _LazyClients = CLIENTS) -> None:
+        self.settings = settings
+        self.clients = clients
+
+    def reset_api_cache(self) -> bool:
+        if not self.settings.api_id:
+            return False
+        self.clients.get("apigatewayv2").reset_authorizers_cache(
+            ApiId=self.settings.api_id, StageName=self.settings.api_stage
+        )
+        return True
+
+    def replace_instances(self, epoch: str) -> bool:
+        """Change an environment variable of the authorizer: Lambda then serves every new
+        invocation from fresh instances, which read the document on their first request."""
+        name = self.settings.authorizer_function_name
+        if not name:
+            return False
+        client = self.clients.get("lambda")
+        config = client.get_function_configuration(FunctionName=name)
+        variables = dict((config.get("Environment") or {}).get("Variables") or {})
+        if variables.get(self.EPOCH_VARIABLE) == epoch:
+            return True  # done by an earlier attempt
+        variables[self.EPOCH_VARIABLE] = epoch
+        kwargs: dict[str, Any] = {"FunctionName": name, "Environment": {"Variables": variables}}
+        if config.get("RevisionId"):
+            kwargs["RevisionId"] = config["RevisionId"]
+        client.update_function_configuration(**kwargs)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = client.get_function_configuration(FunctionName=name).get("LastUpdateStatus")
+            if status in (None, "Successful"):
+                return True
+            if status == "Failed":
+                raise StateConflictError("the authorizer's configuration update failed")
+            time.sleep(1)
+        raise StateConflictError("the authorizer's configuration update did not finish in 60 s")
+
+
+def probe(url: str, timeout: float = 5.0) -> int:
+    """HTTP status of a GET to *url* (no origin header of ours is ever sent)."""
+    request = urllib.request.Request(url, method="GET")  # noqa: S310 - operator-set https URL
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return 0
+
+
+@dataclass
+class Ports:
+    store: TokenStore
+    lock: Lock
+    distribution: Distribution
+    caches: AuthorizerCaches
+
+    @classmethod
+    def for_settings(cls, settings: RotateSettings) -> Ports:
+        return cls(
+            TokenStore(settings), Lock(settings), Distribution(settings), AuthorizerCaches(settings)
+        )

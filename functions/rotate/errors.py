@@ -1,0 +1,60 @@
+"""Named errors. Step Functions sees the class name as the error, so ASL Retry/Catch match on it.
+
+No message ever contains a token value: fingerprints only.
+"""
+
+
+class RotationError(Exception):
+    """Base class of every error a rotation step raises on purpose."""
+
+
+class InvalidInputError(RotationError):
+    """The execution input is not one of the documented shapes. Nothing was changed."""
+
+
+class SettingsError(RotationError):
+    """The rotate function's deployment settings are incomplete or malformed."""
+
+
+class RotationInProgressError(RotationError):
+    """Another execution holds the target's lock."""
+
+
+class StoreUnavailableError(RotationError):
+    """SSM could not be read or written (throttled, unreachable). Retried by the workflow."""
+
+
+class CorruptTokenDocumentError(RotationError):
+    """The parameter does not hold a token document; the workflow will not overwrite it."""
+
+
+class NoOriginHeaderError(RotationError):
+    """No origin of the distribution carries the origin header: nothing to rotate."""
+
+
+class UnknownOriginHeaderError(RotationError):
+    """CloudFront sends a value the token document does not know (changed out of band)."""
+
+
+class DistributionChangedError(RotationError):
+    """UpdateDistribution answered PreconditionFailed: retried with a fresh ETag."""
+
+
+class CloudFrontThrottledError(RotationError):
+    """CloudFront throttled the call. Retried by the workflow."""
+
+
+class DeploymentTimeoutError(RotationError):
+    """CloudFront did not report Deployed within the deploy timeout. The accepted set is intact."""
+
+
+class VerificationFailedError(RotationError):
+    """The probe through CloudFront or straight at the API did not answer as expected."""
+
+
+class StateConflictError(RotationError):
+    """The document or the distribution is not in the state this step expects."""
+
+
+class PreviousStillInUseError(RotationError):
+    """The live distribution still sends the value this step would remove."""

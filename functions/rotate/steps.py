@@ -1,0 +1,298 @@
+"""The rotation steps. Each is idempotent: run twice, it finds the state it left and acts once.
+
+A step receives the execution's state (request, settings, earlier results: fingerprints only)
+and the ports; it returns a small dict of fingerprints and flags. No value ever leaves here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rotate.adapters import LiveDistribution, Ports, probe
+from rotate.errors import (
+    DeploymentTimeoutError,
+    InvalidInputError,
+    NoOriginHeaderError,
+    PreviousStillInUseError,
+    StateConflictError,
+    UnknownOriginHeaderError,
+    VerificationFailedError,
+)
+from rotate.settings import RotateSettings
+from tokens.document import TokenDocument, fingerprint, generate_token
+
+MODES = ("rotate", "revoke")
+REVOKE_SCOPES = ("previous", "all")
+TRIGGERS = ("schedule", "manual")
+INPUT_KEYS = {"mode", "revoke", "trigger", "reason", "requested_by"}
+
+
+@dataclass(frozen=True)
+class StepCall:
+    execution_id: str
+    state: Mapping[str, Any]
+    params: Mapping[str, Any]
+
+    def result_of(self, step: str, key: str) -> Any:
+        found = self.state.get(step)
+        if not isinstance(found, Mapping):
+            return None
+        result = found.get("result")
+        return result.get(key) if isinstance(result, Mapping) else None
+
+
+# -- helpers ---------------------------------------------------------------
+def _text(value: object, key: str, limit: int) -> str:
+    if not isinstance(value, str) or len(value) > limit or not value.isprintable():
+        raise InvalidInputError(f"{key} must be printable text of at most {limit} characters")
+    return value
+
+
+def _sent(live: LiveDistribution) -> set[str]:
+    if not live.header_values:
+        raise NoOriginHeaderError("no target origin of the distribution carries the origin header")
+    return set(live.header_values.values())
+
+
+def _check_known(document: TokenDocument, live: LiveDistribution) -> None:
+    """Stop before anything is removed if CloudFront sends a value the document does not know."""
+    unknown = [
+        origin for origin, value in live.header_values.items() if document.slot_of(value) is None
+    ]
+    if unknown:
+        raise UnknownOriginHeaderError(
+            "CloudFront sends a value the token document does not accept on origin(s) "
+            f"{', '.join(sorted(unknown))}: it was changed out of band; see docs/runbook.md"
+        )
+
+
+def _sent_fingerprints(live: LiveDistribution) -> list[str | None]:
+    return sorted({fingerprint(v) for v in live.header_values.values()}, key=str)
+
+
+# -- steps -----------------------------------------------------------------
+def validate(call: StepCall, settings: RotateSettings, ports: Ports | None) -> dict[str, Any]:
+    raw = call.params.get("input")
+    if not isinstance(raw, Mapping):
+        raise InvalidInputError("input must be a JSON object")
+    extra = set(raw) - INPUT_KEYS
+    if extra:
+        raise InvalidInputError(f"unknown input field(s): {', '.join(sorted(extra))[:200]}")
+    mode = raw.get("mode")
+    if mode not in MODES:
+        raise InvalidInputError("mode must be 'rotate' or 'revoke'")
+    scope = raw.get("revoke")
+    if mode == "revoke" and scope not in REVOKE_SCOPES:
+        raise InvalidInputError("revoke must be 'previous' or 'all' when mode is 'revoke'")
+    if mode == "rotate" and scope is not None:
+        raise InvalidInputError("revoke is only allowed when mode is 'revoke'")
+    trigger = raw.get("trigger", "manual")
+    if trigger not in TRIGGERS:
+        raise InvalidInputError("trigger must be 'schedule' or 'manual'")
+    request = {
+        "mode": mode,
+        "revoke": scope,
+        "trigger": trigger,
+        "reason": _text(raw.get("reason", ""), "reason", 256),
+        "requested_by": _text(raw.get("requested_by", ""), "requested_by", 128),
+    }
+    return {"request": request, "settings": settings.timings()}
+
+
+def acquire_lock(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, Any]:
+    request = call.state.get("request") or {}
+    return ports.lock.acquire(
+        call.execution_id,
+        {"mode": request.get("mode"), "acquired_at": int(time.time())},
+    )
+
+
+def release_lock(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, Any]:
+    return {"released": ports.lock.release(call.execution_id)}
+
+
+def stage(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, Any]:
+    document = ports.store.read()
+    live = ports.distribution.config()
+    _sent(live)
+    _check_known(document, live)
+    if document.pending is not None:
+        # A failed run left a staged value: reuse it (roll forward) rather than stage a second.
+        return {
+            "pending": fingerprint(document.pending),
+            "reused": True,
+            "generation": document.generation,
+        }
+    staged = document.evolve(pending=generate_token())
+    ports.store.write(staged)
+    return {
+        "pending": fingerprint(staged.pending),
+        "reused": False,
+        "generation": staged.generation,
+    }
+
+
+def switch(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, Any]:
+    document = ports.store.read()
+    live = ports.distribution.config()
+    sent = _sent(live)
+    if document.pending is None:
+        raise StateConflictError("nothing is staged: the pending slot is empty")
+    if sent == {document.pending}:
+        return {
+            "switched_to": fingerprint(document.pending),
+            "changed": False,
+            "switched_at": time.time(),
+        }
+    _check_known(document, live)
+    ports.distribution.send(live, document.pending)
+    return {
+        "switched_to": fingerprint(document.pending),
+        "changed": True,
+        "switched_at": time.time(),
+    }
+
+
+def check_deployed(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, Any]:
+    live = ports.distribution.describe()
+    switched_at = call.result_of("switch", "switched_at") or time.time()
+    polls = int(call.result_of("poll", "polls") or 0) + 1
+    expected = call.result_of("switch", "switched_to")
+    if _sent_fingerprints(live) != [expected]:
+        document = ports.store.read()
+        _check_known(document, live)
+        raise StateConflictError("the distribution no longer sends the value this run switched to")
+    deployed = live.status == "Deployed"
+    waited = time.time() - float(switched_at)
+    if not deployed and waited > settings.deploy_timeout_seconds:
+        raise DeploymentTimeoutError(
+            f"CloudFront still reports {live.status} after {int(waited)} s; every value it may "
+            "send is still accepted; the next execution resumes this one"
+        )
+    return {
+        "deployed": deployed,
+        "status": live.status,
+        "polls": polls,
+        "waited_s": round(waited, 1),
+    }
+
+
+def verify(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, Any]:
+    checks: dict[str, Any] = {}
+    if settings.probe_url:
+        status = probe(settings.probe_url)
+        checks["through_cloudfront"] = status
+        if not 200 <= status < 500 or status in (401, 403):
+            raise VerificationFailedError(f"the probe through CloudFront answered {status}")
+    if settings.api_url:
+        status = probe(settings.api_url)
+        checks["direct_to_api"] = status
+        if status not in (401, 403):
+            raise VerificationFailedError(
+                f"the API answered {status} to a request without the header"
+            )
+    return {"checked": bool(checks), **checks}
+
+
+def promote(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, Any]:
+    document = ports.store.read()
+    expected = call.result_of("switch", "switched_to")
+    if document.pending is None:
+        if fingerprint(document.current) == expected:
+            return {"current": expected, "changed": False}
+        raise StateConflictError(
+            "nothing to promote: pending is empty and current is not this run's"
+        )
+    if fingerprint(document.pending) != expected:
+        raise StateConflictError("pending is not the value this run switched CloudFront to")
+    live = ports.distribution.describe()
+    if live.status != "Deployed" or _sent(live) != {document.pending}:
+        raise StateConflictError("CloudFront is not Deployed with the staged value")
+    promoted = document.evolve(current=document.pending, previous=document.current, pending=None)
+    ports.store.write(promoted)
+    return {
+        "current": fingerprint(promoted.current),
+        "previous": fingerprint(promoted.previous),
+        "changed": True,
+    }
+
+
+def retire(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, Any]:
+    document = ports.store.read()
+    if document.previous is None:
+        return {"retired": None, "changed": False}
+    live = ports.distribution.config()
+    _check_known(document, live)
+    if document.previous in _sent(live):
+        raise PreviousStillInUseError(
+            "the live distribution still sends the previous value; it stays accepted"
+        )
+    retired = fingerprint(document.previous)
+    ports.store.write(document.evolve(previous=None))
+    return {"retired": retired, "changed": True}
+
+
+def revoke_previous(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, Any]:
+    document = ports.store.read()
+    if document.previous is None:
+        return {"revoked": [], "changed": False, "generation": document.generation}
+    live = ports.distribution.config()
+    _check_known(document, live)
+    if document.previous in _sent(live):
+        raise PreviousStillInUseError(
+            "CloudFront still sends the previous value: revoke 'all' replaces it instead"
+        )
+    revoked = [fingerprint(document.previous)]
+    updated = document.evolve(previous=None)
+    ports.store.write(updated)
+    return {"revoked": revoked, "changed": True, "generation": updated.generation}
+
+
+def revoke_all(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, Any]:
+    document = ports.store.read()
+    expected = call.result_of("switch", "switched_to")
+    if document.pending is None:
+        if fingerprint(document.current) == expected and document.previous is None:
+            return {"revoked": [], "changed": False, "generation": document.generation}
+        raise StateConflictError("nothing staged to replace the revoked values with")
+    if fingerprint(document.pending) != expected:
+        raise StateConflictError("pending is not the value this run switched CloudFront to")
+    live = ports.distribution.config()
+    if _sent(live) != {document.pending}:
+        raise StateConflictError("CloudFront is not configured to send the new value")
+    revoked = [fp for fp in (fingerprint(document.current), fingerprint(document.previous)) if fp]
+    updated = document.evolve(current=document.pending, previous=None, pending=None)
+    ports.store.write(updated)
+    return {"revoked": revoked, "changed": True, "generation": updated.generation}
+
+
+def reset_authorizer_caches(
+    call: StepCall, settings: RotateSettings, ports: Ports
+) -> dict[str, Any]:
+    fresh = bool(call.params.get("fresh_instances"))
+    api = ports.caches.reset_api_cache()
+    replaced = False
+    if fresh:
+        generation = ports.store.read().generation
+        replaced = ports.caches.replace_instances(f"{generation}")
+    return {"api_cache_reset": api, "instances_replaced": replaced}
+
+
+Step = Callable[[StepCall, RotateSettings, Any], dict[str, Any]]
+STEPS: dict[str, Step] = {
+    "validate": validate,
+    "acquire_lock": acquire_lock,
+    "release_lock": release_lock,
+    "stage": stage,
+    "switch": switch,
+    "check_deployed": check_deployed,
+    "verify": verify,
+    "promote": promote,
+    "retire": retire,
+    "revoke_previous": revoke_previous,
+    "revoke_all": revoke_all,
+    "reset_authorizer_caches": reset_authorizer_caches,
+}

@@ -1,0 +1,647 @@
+"""What moto does not do on its own, supplied once for the tests, the sandbox and the benchmarks.
+
+* :class:`InProcessLambda` runs the real handlers of ``functions/`` in this process when
+  moto's Lambda is invoked (moto wants a Docker engine for that). Each warm *instance* is a
+  separate copy of the handler module with its own globals and its own environment, as in
+  Lambda; changing a function's configuration retires its warm instances, as Lambda does.
+* :class:`CloudFrontEdges` makes moto's CloudFront behave like CloudFront after an update:
+  a new ETag per update, ``PreconditionFailed`` on a stale ``IfMatch``, ``InProgress``
+  until every edge has switched (each at a random moment in a deploy window), then
+  ``Deployed``. It also says which header value each edge sends at any moment.
+* ``ResetAuthorizersCache`` for API Gateway v2, which moto does not implement: the call is
+  routed and reported to listeners (the sandbox's API Gateway empties its cache).
+
+Pinned to moto 5.2.5: ``LambdaFunction._invoke_lambda`` and the CloudFront backend are
+private API. ``tests/statemachine`` fails loudly if a moto upgrade changes them.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import io
+import json
+import random
+import sys
+import threading
+import time
+import traceback
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import moto
+from moto.awslambda.models import LambdaFunction
+from moto.cloudfront import models as cf_models
+from moto.cloudfront.exceptions import CloudFrontException
+
+REPO = Path(__file__).resolve().parents[2]
+FUNCTIONS_DIR = REPO / "functions"
+STATE_MACHINE_FILE = REPO / "statemachine" / "rotation.asl.json"
+MOTO_VERSION = "5.2.5"
+
+if str(FUNCTIONS_DIR) not in sys.path:
+    sys.path.insert(0, str(FUNCTIONS_DIR))
+
+
+def check_moto() -> None:
+    if moto.__version__ != MOTO_VERSION:
+        raise RuntimeError(
+            f"the harness patches moto {MOTO_VERSION} internals; found {moto.__version__}"
+        )
+
+
+def placeholder_zip() -> bytes:
+    """A zip for ``CreateFunction``: the code that runs is ``functions/`` itself."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "code runs from the repository's functions/ folder\n")
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- Lambda
+class FakeContext:
+    """The parts of the Lambda context object our handlers (and Powertools) read."""
+
+    def __init__(self, function_name: str, memory: int = 256) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        )
+        self.memory_limit_in_mb = memory
+        self.aws_request_id = f"req-{random.getrandbits(64):016x}"
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "sandbox"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 300_000
+
+
+@dataclass
+class Instance:
+    module: ModuleType
+    handler: Callable[[Any, Any], Any]
+    invocations: int = 0
+
+
+@dataclass
+class FunctionPool:
+    config_key: str
+    free: list[Instance] = field(default_factory=list)
+    created: int = 0
+
+
+class InProcessLambda:
+    """Runs ``functions/<package>/<module>.<handler>`` for moto's Lambda, in this process."""
+
+    def __init__(
+        self, base_env: Mapping[str, str] | None = None, capture_output: bool = True
+    ) -> None:
+        self.base_env = dict(base_env or {})
+        self.capture_output = capture_output
+        self._pools: dict[str, FunctionPool] = {}
+        self._lock = threading.Lock()
+        self._original: Any = None
+        self.invocations: dict[str, int] = {}
+        self.instances_created: dict[str, int] = {}
+        self.outputs: list[str] = []  # everything handlers printed: tests scan it for secrets
+
+    # -- instances ----------------------------------------------------------
+    @staticmethod
+    def _config_key(fn: LambdaFunction) -> str:
+        return json.dumps(
+            {"handler": fn.handler, "env": fn.environment_vars, "sha": fn.code_sha_256},
+            sort_keys=True,
+        )
+
+    def _new_instance(self, fn: LambdaFunction, number: int) -> Instance:
+        module_path, _, attribute = fn.handler.rpartition(".")
+        source = FUNCTIONS_DIR / (module_path.replace(".", "/") + ".py")
+        name = f"{module_path}__{fn.function_name}__{number}"
+        spec = importlib.util.spec_from_file_location(name, source)
+        if spec is None or spec.loader is None:
+            raise RuntimeError(f"no handler module for {fn.handler}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        env = {**self.base_env, **fn.environment_vars, "AWS_LAMBDA_FUNCTION_NAME": fn.function_name}
+        module.ENVIRON = env  # type: ignore[attr-defined]
+        return Instance(module, getattr(module, attribute))
+
+    def _checkout(self, fn: LambdaFunction) -> tuple[FunctionPool, Instance]:
+        key = self._config_key(fn)
+        with self._lock:
+            pool = self._pools.get(fn.function_arn)
+            if pool is None or pool.config_key != key:
+                # A new configuration: Lambda serves new invocations from fresh instances.
+                pool = self._pools[fn.function_arn] = FunctionPool(key)
+            if pool.free:
+                return pool, pool.free.pop()
+            pool.created += 1
+            self.instances_created[fn.function_name] = (
+                self.instances_created.get(fn.function_name, 0) + 1
+            )
+            number = pool.created
+        return pool, self._new_instance(fn, number)
+
+    def _checkin(self, fn: LambdaFunction, pool: FunctionPool, instance: Instance) -> None:
+        with self._lock:
+            if self._pools.get(fn.function_arn) is pool:
+                pool.free.append(instance)
+
+    def run(self, fn: LambdaFunction, event: Any) -> tuple[Any, bool]:
+        """Invoke *fn* with *event*; returns ``(result, errored)`` like Lambda's payload."""
+        pool, instance = self._checkout(fn)
+        with self._lock:
+            self.invocations[fn.function_name] = self.invocations.get(fn.function_name, 0) + 1
+        instance.invocations += 1
+        errored = False
+        out = io.StringIO()
+        try:
+            if self.capture_output:
+                with redirect_stdout(out):
+                    result = instance.handler(event, FakeContext(fn.function_name))
+            else:
+                result = instance.handler(event, FakeContext(fn.function_name))
+        except Exception as exc:
+            errored = True
+            result = {
+                "errorType": type(exc).__name__,
+                "errorMessage": str(exc),
+                "stackTrace": traceback.format_tb(exc.__traceback__)[-3:],
+            }
+        finally:
+            if out.getvalue():
+                with self._lock:
+                    self.outputs.append(out.getvalue())
+            self._checkin(fn, pool, instance)
+        return result, errored
+
+    def _invoke_lambda(self, fn: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
+        if isinstance(event, str | bytes):
+            event = json.loads(event or "{}")
+        result, errored = self.run(fn, event if event is not None else {})
+        return json.dumps(result), errored, ""
+
+    # -- install ------------------------------------------------------------
+    def install(self) -> None:
+        check_moto()
+        self._original = LambdaFunction._invoke_lambda
+        harness = self
+
+        def _invoke(fn: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
+            return harness._invoke_lambda(fn, event)
+
+        LambdaFunction._invoke_lambda = _invoke  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            LambdaFunction._invoke_lambda = self._original  # type: ignore[method-assign]
+            self._original = None
+
+    def warm_instances(self, function_name: str) -> int:
+        with self._lock:
+            return sum(
+                len(pool.free)
+                for arn, pool in self._pools.items()
+                if arn.endswith(f":function:{function_name}")
+            )
+
+
+# --------------------------------------------------------------------------- CloudFront
+class PreconditionFailed(CloudFrontException):
+    def __init__(self) -> None:
+        super().__init__(
+            "PreconditionFailed",
+            "The precondition given in one or more of the request-header fields"
+            " evaluated to false.",
+        )
+
+
+class Throttling(CloudFrontException):
+    def __init__(self) -> None:
+        super().__init__("Throttling", "Rate exceeded")
+
+
+@dataclass
+class Rollout:
+    """One configuration version and the moment each edge starts serving it."""
+
+    headers: dict[str, dict[str, str]]  # origin id -> header name (lower) -> value
+    switch_at: list[float]
+
+
+@dataclass
+class DistributionState:
+    rollouts: list[Rollout]
+    etag: str
+
+
+def _origin_headers(config: Any) -> dict[str, dict[str, str]]:
+    origins = (
+        config.Origins["Items"] if not isinstance(config, dict) else config["Origins"]["Items"]
+    )
+    found: dict[str, dict[str, str]] = {}
+    for origin in origins:
+        origin_id = origin.id if not isinstance(origin, dict) else origin["Id"]
+        custom = (
+            origin.custom_headers
+            if not isinstance(origin, dict)
+            else origin.get("CustomHeaders", {})
+        )
+        found[origin_id] = {
+            item["HeaderName"].lower(): item["HeaderValue"]
+            for item in (custom or {}).get("Items", []) or []
+        }
+    return found
+
+
+class CloudFrontEdges:
+    """Realistic deployment behaviour around moto's CloudFront backend, with N edges.
+
+    Parameters
+    ----------
+    edges:
+        How many edge locations serve the distribution.
+    deploy_window:
+        ``(low, high)`` seconds: after an update each edge switches at a uniformly random
+        moment in this window; ``InProgress`` until the last one has.
+    seed:
+        For reproducible edge timings.
+    """
+
+    def __init__(
+        self,
+        edges: int = 4,
+        deploy_window: tuple[float, float] = (0.5, 2.0),
+        seed: int | None = None,
+    ) -> None:
+        self.edges = edges
+        self.deploy_window = deploy_window
+        self.random = random.Random(seed)
+        self.clock: Callable[[], float] = time.monotonic
+        self._state: dict[str, DistributionState] = {}
+        self._lock = threading.RLock()
+        self._originals: dict[str, Any] = {}
+        # Fault injection.
+        self.foreign_updates_before_next = 0  # someone else updates first: our IfMatch goes stale
+        self.throttle_next = 0
+        self.never_deploy = False
+        self.updates = 0
+        self.precondition_failures = 0
+
+    # -- state ----------------------------------------------------------------
+    def _new_etag(self) -> str:
+        return "E" + "".join(
+            self.random.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(13)
+        )
+
+    def _ensure(self, dist: Any) -> DistributionState:
+        state = self._state.get(dist.distribution_id)
+        if state is None:
+            headers = _origin_headers(dist.distribution_config)
+            state = DistributionState([Rollout(headers, [0.0] * self.edges)], dist.etag)
+            self._state[dist.distribution_id] = state
+        dist.etag = state.etag
+        return state
+
+    def _status(self, dist_id: str) -> str:
+        state = self._state.get(dist_id)
+        if state is None:
+            return "Deployed"
+        now = self.clock()
+        return "InProgress" if any(t > now for t in state.rollouts[-1].switch_at) else "Deployed"
+
+    def edge_headers(self, dist_id: str, edge: int) -> dict[str, dict[str, str]]:
+        """What edge *edge* adds to requests for each origin right now."""
+        with self._lock:
+            now = self.clock()
+            for rollout in reversed(self._state[dist_id].rollouts):
+                if rollout.switch_at[edge] <= now:
+                    return rollout.headers
+            return self._state[dist_id].rollouts[0].headers
+
+    def values_in_flight(self, dist_id: str, origin_id: str, header: str) -> set[str]:
+        """Every value some edge may send now (what invariant 1 quantifies over)."""
+        values = set()
+        for edge in range(self.edges):
+            value = self.edge_headers(dist_id, edge).get(origin_id, {}).get(header)
+            if value is not None:
+                values.add(value)
+        return values
+
+    def finish_deployments(self) -> None:
+        """Make every pending rollout complete now (the clock jumps for the edges)."""
+        with self._lock:
+            now = self.clock()
+            for state in self._state.values():
+                state.rollouts[-1].switch_at = [min(t, now) for t in state.rollouts[-1].switch_at]
+
+    # -- patched backend calls ------------------------------------------------
+    def install(self) -> None:
+        check_moto()
+        backend_cls = cf_models.CloudFrontBackend
+        dist_cls = cf_models.Distribution
+        self._originals = {
+            "create": backend_cls.create_distribution_with_tags,
+            "get": backend_cls.get_distribution,
+            "get_config": backend_cls.get_distribution_config,
+            "update": backend_cls.update_distribution,
+            "status": dist_cls.__dict__.get("status"),
+        }
+        edges = self
+        original = self._originals
+
+        def create(backend: Any, config: Any, tags: Any) -> Any:
+            dist, location, _ = original["create"](backend, config, tags)
+            with edges._lock:
+                state = edges._ensure(dist)
+                state.etag = dist.etag = edges._new_etag()
+            return dist, location, dist.etag
+
+        def get(backend: Any, distribution_id: str) -> Any:
+            edges._maybe_throttle()
+            dist, _ = original["get"](backend, distribution_id)
+            with edges._lock:
+                return dist, edges._ensure(dist).etag
+
+        def get_config(backend: Any, distribution_id: str) -> Any:
+            edges._maybe_throttle()
+            config, _ = original["get_config"](backend, distribution_id)
+            dist = backend.distributions[distribution_id]
+            with edges._lock:
+                return config, edges._ensure(dist).etag
+
+        def update(backend: Any, dist_config: Any, _id: str, if_match: Any) -> Any:
+            edges._maybe_throttle()
+            with edges._lock:
+                dist = backend.distributions.get(_id)
+                if dist is None:
+                    return original["update"](backend, dist_config, _id, if_match)
+                state = edges._ensure(dist)
+                if edges.foreign_updates_before_next > 0:
+                    edges.foreign_updates_before_next -= 1
+                    state.etag = dist.etag = edges._new_etag()
+                if if_match != state.etag:
+                    edges.precondition_failures += 1
+                    raise PreconditionFailed()
+                result = original["update"](backend, dist_config, _id, if_match)
+                edges.updates += 1
+                now = edges.clock()
+                low, high = edges.deploy_window
+                switch_at = [
+                    float("inf") if edges.never_deploy else now + edges.random.uniform(low, high)
+                    for _ in range(edges.edges)
+                ]
+                state.rollouts.append(Rollout(_origin_headers(dist.distribution_config), switch_at))
+                state.rollouts = state.rollouts[-8:]
+                state.etag = dist.etag = edges._new_etag()
+                return dist, result[1], dist.etag
+
+        def status(dist: Any) -> str:
+            return edges._status(dist.distribution_id)
+
+        backend_cls.create_distribution_with_tags = create  # type: ignore[method-assign]
+        backend_cls.get_distribution = get  # type: ignore[method-assign]
+        backend_cls.get_distribution_config = get_config  # type: ignore[method-assign]
+        backend_cls.update_distribution = update  # type: ignore[method-assign]
+        dist_cls.status = property(status)  # type: ignore[assignment,method-assign]
+
+    def _maybe_throttle(self) -> None:
+        with self._lock:
+            if self.throttle_next > 0:
+                self.throttle_next -= 1
+                raise Throttling()
+
+    def uninstall(self) -> None:
+        if not self._originals:
+            return
+        backend_cls = cf_models.CloudFrontBackend
+        backend_cls.create_distribution_with_tags = self._originals["create"]  # type: ignore[method-assign]
+        backend_cls.get_distribution = self._originals["get"]  # type: ignore[method-assign]
+        backend_cls.get_distribution_config = self._originals["get_config"]  # type: ignore[method-assign]
+        backend_cls.update_distribution = self._originals["update"]  # type: ignore[method-assign]
+        cf_models.Distribution.status = self._originals["status"]  # type: ignore[method-assign]
+        self._originals = {}
+
+
+# --------------------------------------------------------------------------- API Gateway v2
+RESET_LISTENERS: list[Callable[[str, str], None]] = []
+_reset_installed = False
+
+
+def install_reset_authorizers_cache() -> None:
+    """Route ``DELETE /v2/apis/{id}/stages/{stage}/cache/authorizers`` and tell listeners."""
+    global _reset_installed
+    if _reset_installed:
+        return
+    from urllib.parse import unquote
+
+    from moto.apigatewayv2 import urls
+    from moto.apigatewayv2.responses import ApiGatewayV2Response
+
+    def reset_authorizers_cache(self: Any) -> tuple[int, dict[str, str], str]:
+        parts = self.path.split("?")[0].split("/")
+        api_id, stage = parts[3], unquote(parts[5])
+        self.apigatewayv2_backend.get_api(
+            api_id
+        )  # NotFoundException for an unknown API, as AWS answers
+        for listener in list(RESET_LISTENERS):
+            listener(api_id, stage)
+        return 204, {}, ""
+
+    ApiGatewayV2Response.reset_authorizers_cache = reset_authorizers_cache  # type: ignore[attr-defined]
+    urls.url_paths[
+        "{0}/v2/apis/(?P<api_id>[^/]+)/stages/(?P<stage_name>[^/]+)/cache/authorizers$"
+    ] = ApiGatewayV2Response.dispatch
+    _reset_installed = True
+
+
+# --------------------------------------------------------------------------- deployment
+def load_definition(substitutions: Mapping[str, str]) -> str:
+    """The ASL file with its ``${Placeholders}`` substituted, as CDK's DefinitionBody does."""
+    text = STATE_MACHINE_FILE.read_text()
+    for key, value in substitutions.items():
+        text = text.replace("${" + key + "}", value)
+    if "${" in text:
+        raise ValueError("unsubstituted placeholder left in the state machine definition")
+    return text
+
+
+@dataclass
+class Deployment:
+    """A deployment of originlock inside moto: what the CDK app creates on AWS."""
+
+    parameter_name: str
+    distribution_id: str
+    distribution_domain: str
+    origin_id: str
+    api_id: str
+    state_machine_arn: str
+    rotate_function: str
+    authorizer_function: str
+    header_name: str
+
+
+def create_distribution(
+    cloudfront: Any, api_domain: str, header_name: str, value: str, origin_id: str = "api"
+) -> dict[str, Any]:
+    config = {
+        "CallerReference": f"originlock-{time.time_ns()}",
+        "Comment": "originlock sandbox",
+        "Enabled": True,
+        "Origins": {
+            "Quantity": 1,
+            "Items": [
+                {
+                    "Id": origin_id,
+                    "DomainName": api_domain,
+                    "CustomHeaders": {
+                        "Quantity": 1,
+                        "Items": [{"HeaderName": header_name, "HeaderValue": value}],
+                    },
+                    "CustomOriginConfig": {
+                        "HTTPPort": 80,
+                        "HTTPSPort": 443,
+                        "OriginProtocolPolicy": "https-only",
+                        "OriginSslProtocols": {"Quantity": 1, "Items": ["TLSv1.2"]},
+                    },
+                }
+            ],
+        },
+        "DefaultCacheBehavior": {
+            "TargetOriginId": origin_id,
+            "ViewerProtocolPolicy": "redirect-to-https",
+            "CachePolicyId": "4135ea2d-6df8-44a3-9df3-4b5a84be39ad",
+            "OriginRequestPolicyId": "b689b0a8-53d0-40ab-baf2-68738e2966ac",
+        },
+    }
+    return dict(cloudfront.create_distribution(DistributionConfig=config)["Distribution"])
+
+
+def deploy(
+    session: Any,
+    *,
+    name: str = "originlock",
+    header_name: str = "x-cf-api-gateway-token",
+    initial_document: str | None = None,
+    rotate_env: Mapping[str, str] | None = None,
+    authorizer_env: Mapping[str, str] | None = None,
+    extra_origins: list[dict[str, Any]] | None = None,
+) -> Deployment:
+    """Create, in moto, what the CDK app creates on AWS: parameter, API, distribution,
+    the two functions (running ``functions/`` through :class:`InProcessLambda`) and the
+    state machine from ``statemachine/rotation.asl.json``."""
+    from tokens.document import TokenDocument, generate_token
+
+    ssm = session.client("ssm")
+    parameter_name = f"/{name}/origin-token"
+    document = initial_document or TokenDocument(current=generate_token()).evolve().to_json()
+    ssm.put_parameter(Name=parameter_name, Value=document, Type="SecureString", Overwrite=True)
+    from tokens.document import TokenDocument as _Doc
+
+    current = _Doc.parse(document).current
+    assert current is not None
+
+    apigw = session.client("apigatewayv2")
+    api = apigw.create_api(Name=f"{name}-api", ProtocolType="HTTP")
+    cloudfront = session.client("cloudfront")
+    dist = create_distribution(
+        cloudfront, f"{api['ApiId']}.execute-api.us-east-1.amazonaws.com", header_name, current
+    )
+    if extra_origins:
+        response = cloudfront.get_distribution_config(Id=dist["Id"])
+        config = response["DistributionConfig"]
+        config["Origins"]["Items"].extend(extra_origins)
+        config["Origins"]["Quantity"] = len(config["Origins"]["Items"])
+        cloudfront.update_distribution(
+            Id=dist["Id"], IfMatch=response["ETag"], DistributionConfig=config
+        )
+
+    iam = session.client("iam")
+    role_arn = iam.create_role(
+        RoleName=f"{name}-role-{time.time_ns()}",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )["Role"]["Arn"]
+    lam = session.client("lambda")
+    authorizer_name = f"{name}-authorizer"
+    lam.create_function(
+        FunctionName=authorizer_name,
+        Runtime="python3.13",
+        Role=role_arn,
+        Handler="authorizer.handler.lambda_handler",
+        Code={"ZipFile": placeholder_zip()},
+        Environment={
+            "Variables": {
+                "SSM_PARAMETER_NAME": parameter_name,
+                "ORIGIN_HEADER_NAME": header_name,
+                **(authorizer_env or {}),
+            }
+        },
+    )
+    rotate_name = f"{name}-rotate"
+    rotate_fn = lam.create_function(
+        FunctionName=rotate_name,
+        Runtime="python3.13",
+        Role=role_arn,
+        Handler="rotate.handler.lambda_handler",
+        Code={"ZipFile": placeholder_zip()},
+        Timeout=120,
+        Environment={
+            "Variables": {
+                "SSM_PARAMETER_NAME": parameter_name,
+                "DISTRIBUTION_ID": dist["Id"],
+                "ORIGIN_HEADER_NAME": header_name,
+                "API_ID": api["ApiId"],
+                "AUTHORIZER_FUNCTION_NAME": authorizer_name,
+                "POLL_INTERVAL_SECONDS": "1",
+                "STAGE_WAIT_SECONDS": "1",
+                "DRAIN_SECONDS": "1",
+                "DEPLOY_TIMEOUT_SECONDS": "30",
+                "AUTHORIZER_REFRESH_INTERVAL_SECONDS": "1",
+                **(rotate_env or {}),
+            }
+        },
+    )
+    sfn = session.client("stepfunctions")
+    definition = load_definition({"RotateFunctionArn": rotate_fn["FunctionArn"]})
+    machine = sfn.create_state_machine(
+        name=f"{name}-rotation", definition=definition, roleArn=role_arn
+    )
+    return Deployment(
+        parameter_name=parameter_name,
+        distribution_id=dist["Id"],
+        distribution_domain=dist["DomainName"],
+        origin_id="api",
+        api_id=api["ApiId"],
+        state_machine_arn=machine["stateMachineArn"],
+        rotate_function=rotate_name,
+        authorizer_function=authorizer_name,
+        header_name=header_name,
+    )
+
+
+@contextmanager
+def installed(
+    lambdas: InProcessLambda | None = None, edges: CloudFrontEdges | None = None
+) -> Iterator[tuple[InProcessLambda, CloudFrontEdges]]:
+    """Install the Lambda runtime, the CloudFront behaviour and ResetAuthorizersCache."""
+    lambdas = lambdas or InProcessLambda()
+    edges = edges or CloudFrontEdges()
+    install_reset_authorizers_cache()
+    lambdas.install()
+    edges.install()
+    try:
+        yield lambdas, edges
+    finally:
+        edges.uninstall()
+        lambdas.uninstall()
+
+
+def deep_copy(value: Any) -> Any:
+    return copy.deepcopy(value)
