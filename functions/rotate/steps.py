@@ -272,12 +272,17 @@ def revoke_all(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[s
 def reset_authorizer_caches(
     call: StepCall, settings: RotateSettings, ports: Ports
 ) -> dict[str, Any]:
-    fresh = bool(call.params.get("fresh_instances"))
-    api = ports.caches.reset_api_cache()
+    """Make every authorizer decision after this step come from the current document.
+
+    Order matters: warm instances are replaced *first* (and the update awaited), then API
+    Gateway's result cache is emptied. The other order would let an old instance allow a
+    revoked value after the reset, and API Gateway would cache that Allow for its TTL.
+    """
     replaced = False
-    if fresh:
+    if call.params.get("fresh_instances"):
         generation = ports.store.read().generation
         replaced = ports.caches.replace_instances(f"{generation}")
+    api = ports.caches.reset_api_cache()
     return {"api_cache_reset": api, "instances_replaced": replaced}
 
 

@@ -30,6 +30,7 @@ TOKEN_LENGTH = 43
 # CloudFront's limit for an origin custom header value.
 MAX_TOKEN_LENGTH = 1783
 FINGERPRINT_LENGTH = 12
+_JSON_LITERALS = frozenset({"null", "true", "false"})
 
 
 class CorruptDocumentError(Exception):
@@ -104,7 +105,10 @@ class TokenDocument:
             raise CorruptDocumentError("parameter value is empty or not a string")
         text = raw.strip()
         if not text.startswith("{"):
-            if not valid_token(text):
+            # Another JSON value (null, true, an array, a quoted string) is a tool's
+            # mistake, never a token someone chose: adopting it would make "null" a
+            # password that opens the API.
+            if text in _JSON_LITERALS or text[0] in '["' or not valid_token(text):
                 raise CorruptDocumentError("bare parameter value is not a usable token")
             return cls(current=text, adopted_plain=True)
         try:
@@ -115,7 +119,9 @@ class TokenDocument:
             raise CorruptDocumentError("token document is not a JSON object")
         fmt = data.get("format", FORMAT_VERSION)
         if fmt != FORMAT_VERSION:
-            raise CorruptDocumentError(f"unsupported token document format {fmt!r:.20}")
+            # Name the format only when it is a number: the field could hold anything.
+            shown = f" {fmt}" if isinstance(fmt, int) and not isinstance(fmt, bool) else ""
+            raise CorruptDocumentError(f"unsupported token document format{shown}")
         slots: dict[str, str | None] = {}
         for slot in SLOTS:
             value = data.get(slot)
@@ -130,7 +136,13 @@ class TokenDocument:
             raise CorruptDocumentError("updated_at is not a string")
         if not any(slots.values()):
             raise CorruptDocumentError("token document accepts no value")
-        return cls(generation=generation, updated_at=updated_at, **slots)
+        return cls(
+            current=slots["current"],
+            previous=slots["previous"],
+            pending=slots["pending"],
+            generation=generation,
+            updated_at=updated_at,
+        )
 
     def accepted(self) -> tuple[tuple[str, bytes], ...]:
         """The accepted set as ``(slot, value bytes)`` pairs, pending first."""

@@ -13,8 +13,33 @@ Both raise :class:`StoreError` with an error code and never the value.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any, Protocol
+
+# botocore logs every request and response body at DEBUG: for GetParameter the
+# response body is the decrypted secret, for PutParameter the request body is. A
+# function whose root logger is set to DEBUG (Lambda's application log level, a
+# developer's basicConfig) would print the token. These loggers keep their other
+# records; only DEBUG ones, which carry the bodies, are dropped.
+_BODY_LOGGERS = ("botocore.endpoint", "botocore.parsers")
+
+
+class _DropDebugRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+_DROP_DEBUG = _DropDebugRecords()
+
+
+def silence_botocore_body_logs() -> None:
+    """Drop botocore's DEBUG records, which carry request and response bodies.
+
+    Call it before any SSM call that reads or writes a token value.
+    """
+    for name in _BODY_LOGGERS:
+        logging.getLogger(name).addFilter(_DROP_DEBUG)  # addFilter skips a filter already there
 
 
 class StoreError(Exception):
@@ -70,6 +95,7 @@ def ssm_client(**kwargs: Any) -> Any:
     import botocore.session
     from botocore.config import Config
 
+    silence_botocore_body_logs()
     config = Config(
         connect_timeout=2,
         read_timeout=3,
@@ -88,6 +114,8 @@ class SdkReader:
     def read(self) -> str:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        # Also for a client passed in (tests, the sandbox), not only one built here.
+        silence_botocore_body_logs()
         try:
             if self._client is None:
                 self._client = ssm_client()

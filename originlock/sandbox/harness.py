@@ -28,7 +28,7 @@ import time
 import traceback
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -83,6 +83,10 @@ class FakeContext:
         return 300_000
 
 
+class SandboxCrashError(Exception):
+    """An injected crash of a Lambda invocation."""
+
+
 @dataclass
 class Instance:
     module: ModuleType
@@ -100,17 +104,17 @@ class FunctionPool:
 class InProcessLambda:
     """Runs ``functions/<package>/<module>.<handler>`` for moto's Lambda, in this process."""
 
-    def __init__(
-        self, base_env: Mapping[str, str] | None = None, capture_output: bool = True
-    ) -> None:
+    def __init__(self, base_env: Mapping[str, str] | None = None) -> None:
         self.base_env = dict(base_env or {})
-        self.capture_output = capture_output
         self._pools: dict[str, FunctionPool] = {}
         self._lock = threading.Lock()
         self._original: Any = None
         self.invocations: dict[str, int] = {}
         self.instances_created: dict[str, int] = {}
-        self.outputs: list[str] = []  # everything handlers printed: tests scan it for secrets
+        # Fault injection: step name -> "before" | "after". The next invocation of that rotate
+        # step crashes before it runs, or after its side effects but before it answers (as a
+        # Lambda timeout would). One-shot.
+        self.crash_steps: dict[str, str] = {}
 
     # -- instances ----------------------------------------------------------
     @staticmethod
@@ -121,16 +125,18 @@ class InProcessLambda:
         )
 
     def _new_instance(self, fn: LambdaFunction, number: int) -> Instance:
-        module_path, _, attribute = fn.handler.rpartition(".")
+        module_path, _, attribute = str(fn.handler).rpartition(".")
         source = FUNCTIONS_DIR / (module_path.replace(".", "/") + ".py")
         name = f"{module_path}__{fn.function_name}__{number}"
         spec = importlib.util.spec_from_file_location(name, source)
         if spec is None or spec.loader is None:
             raise RuntimeError(f"no handler module for {fn.handler}")
         module = importlib.util.module_from_spec(spec)
+        # Registered under its own name: dataclasses look their module up in sys.modules.
+        sys.modules[name] = module
         spec.loader.exec_module(module)
         env = {**self.base_env, **fn.environment_vars, "AWS_LAMBDA_FUNCTION_NAME": fn.function_name}
-        module.ENVIRON = env  # type: ignore[attr-defined]
+        setattr(module, "ENVIRON", env)
         return Instance(module, getattr(module, attribute))
 
     def _checkout(self, fn: LambdaFunction) -> tuple[FunctionPool, Instance]:
@@ -161,13 +167,15 @@ class InProcessLambda:
             self.invocations[fn.function_name] = self.invocations.get(fn.function_name, 0) + 1
         instance.invocations += 1
         errored = False
-        out = io.StringIO()
+        step = event.get("step") if isinstance(event, dict) else None
+        with self._lock:
+            crash = self.crash_steps.pop(step, None) if step else None
         try:
-            if self.capture_output:
-                with redirect_stdout(out):
-                    result = instance.handler(event, FakeContext(fn.function_name))
-            else:
-                result = instance.handler(event, FakeContext(fn.function_name))
+            if crash == "before":
+                raise SandboxCrashError(f"injected crash before step {step}")
+            result = instance.handler(event, FakeContext(fn.function_name))
+            if crash == "after":
+                raise SandboxCrashError(f"injected crash after step {step}")
         except Exception as exc:
             errored = True
             result = {
@@ -176,9 +184,6 @@ class InProcessLambda:
                 "stackTrace": traceback.format_tb(exc.__traceback__)[-3:],
             }
         finally:
-            if out.getvalue():
-                with self._lock:
-                    self.outputs.append(out.getvalue())
             self._checkin(fn, pool, instance)
         return result, errored
 
@@ -197,12 +202,18 @@ class InProcessLambda:
         def _invoke(fn: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
             return harness._invoke_lambda(fn, event)
 
-        LambdaFunction._invoke_lambda = _invoke  # type: ignore[method-assign]
+        setattr(LambdaFunction, "_invoke_lambda", _invoke)
 
     def uninstall(self) -> None:
         if self._original is not None:
             LambdaFunction._invoke_lambda = self._original  # type: ignore[method-assign]
             self._original = None
+
+    def recycle(self, function_name: str) -> None:
+        """Drop the warm instances of a function, as Lambda does when it recycles them."""
+        with self._lock:
+            for arn in [a for a in self._pools if a.endswith(f":function:{function_name}")]:
+                del self._pools[arn]
 
     def warm_instances(self, function_name: str) -> int:
         with self._lock:
@@ -406,11 +417,11 @@ class CloudFrontEdges:
         def status(dist: Any) -> str:
             return edges._status(dist.distribution_id)
 
-        backend_cls.create_distribution_with_tags = create  # type: ignore[method-assign]
-        backend_cls.get_distribution = get  # type: ignore[method-assign]
-        backend_cls.get_distribution_config = get_config  # type: ignore[method-assign]
-        backend_cls.update_distribution = update  # type: ignore[method-assign]
-        dist_cls.status = property(status)  # type: ignore[assignment,method-assign]
+        setattr(backend_cls, "create_distribution_with_tags", create)
+        setattr(backend_cls, "get_distribution", get)
+        setattr(backend_cls, "get_distribution_config", get_config)
+        setattr(backend_cls, "update_distribution", update)
+        setattr(dist_cls, "status", property(status))
 
     def _maybe_throttle(self) -> None:
         with self._lock:
@@ -422,11 +433,11 @@ class CloudFrontEdges:
         if not self._originals:
             return
         backend_cls = cf_models.CloudFrontBackend
-        backend_cls.create_distribution_with_tags = self._originals["create"]  # type: ignore[method-assign]
-        backend_cls.get_distribution = self._originals["get"]  # type: ignore[method-assign]
-        backend_cls.get_distribution_config = self._originals["get_config"]  # type: ignore[method-assign]
-        backend_cls.update_distribution = self._originals["update"]  # type: ignore[method-assign]
-        cf_models.Distribution.status = self._originals["status"]  # type: ignore[method-assign]
+        setattr(backend_cls, "create_distribution_with_tags", self._originals["create"])
+        setattr(backend_cls, "get_distribution", self._originals["get"])
+        setattr(backend_cls, "get_distribution_config", self._originals["get_config"])
+        setattr(backend_cls, "update_distribution", self._originals["update"])
+        setattr(cf_models.Distribution, "status", self._originals["status"])
         self._originals = {}
 
 
@@ -455,7 +466,7 @@ def install_reset_authorizers_cache() -> None:
             listener(api_id, stage)
         return 204, {}, ""
 
-    ApiGatewayV2Response.reset_authorizers_cache = reset_authorizers_cache  # type: ignore[attr-defined]
+    setattr(ApiGatewayV2Response, "reset_authorizers_cache", reset_authorizers_cache)
     urls.url_paths[
         "{0}/v2/apis/(?P<api_id>[^/]+)/stages/(?P<stage_name>[^/]+)/cache/authorizers$"
     ] = ApiGatewayV2Response.dispatch

@@ -2,14 +2,15 @@
 
 The Lambda tasks execute the real ``functions/rotate`` code in process (the harness), the
 distribution behaves like CloudFront after an update (ETags, PreconditionFailed, InProgress
-then Deployed, N edges), and a sampler checks invariant 1 throughout every run.
+then Deployed, N edges), and a sampler checks invariant 1 throughout every run: every value
+any edge may send is in the document's accepted set *and* is allowed by a real authorizer
+instance (a warm one, with its in-memory cache and refresh-on-miss).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.awslambda.models import lambda_backends
 
 from originlock.sandbox.harness import (
     CloudFrontEdges,
@@ -35,13 +37,34 @@ FAKE_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
+ROTATE = {"mode": "rotate", "trigger": "manual", "reason": "test", "requested_by": "pytest"}
+SCHEDULED = {
+    "mode": "rotate",
+    "trigger": "schedule",
+    "reason": "scheduled rotation",
+    "requested_by": "eventbridge-scheduler",
+}
+REVOKE_ALL = {"mode": "revoke", "revoke": "all", "reason": "leaked", "requested_by": "pytest"}
+REVOKE_PREVIOUS = {"mode": "revoke", "revoke": "previous", "requested_by": "pytest"}
+# Fast timings for tests; the authorizer's refresh interval is below the stage wait.
+AUTHORIZER_ENV = {"TOKEN_REFRESH_MIN_INTERVAL_SECONDS": "0.2", "TOKEN_CACHE_MAX_AGE_SECONDS": "30"}
+
+
+def authorizer_event(header: str, value: str) -> dict[str, Any]:
+    return {
+        "version": "2.0",
+        "type": "REQUEST",
+        "routeKey": "$default",
+        "identitySource": [value],
+        "headers": {header: value, "host": "api.example"},
+    }
 
 
 @dataclass
-class Sample:
+class Violation:
     at: float
-    accepted: frozenset[str]
-    in_flight: frozenset[str]
+    missing: frozenset[str]
+    reason: str
 
 
 @dataclass
@@ -50,9 +73,10 @@ class World:
     deployment: Deployment
     lambdas: InProcessLambda
     edges: CloudFrontEdges
-    samples: list[Sample] = field(default_factory=list)
-    violations: list[str] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
     seen_values: set[str] = field(default_factory=set)
+    samples: int = 0
+    check_authorizer: bool = True
 
     # -- reading -----------------------------------------------------------
     def document(self) -> TokenDocument:
@@ -63,36 +87,53 @@ class World:
 
     def in_flight(self) -> set[str]:
         return self.edges.values_in_flight(
-            self.deployment.distribution_id, self.deployment.origin_id, self.deployment.header_name
+            self.deployment.distribution_id,
+            self.deployment.origin_id,
+            self.deployment.header_name,
         )
 
-    def configured_value(self) -> str:
-        sfn_cf = self.session.client("cloudfront")
-        config = sfn_cf.get_distribution_config(Id=self.deployment.distribution_id)
-        origin = config["DistributionConfig"]["Origins"]["Items"][0]
+    def distribution_config(self) -> dict[str, Any]:
+        response = self.session.client("cloudfront").get_distribution_config(
+            Id=self.deployment.distribution_id
+        )
+        return dict(response["DistributionConfig"])
+
+    def configured_value(self, origin_index: int = 0) -> str:
+        origin = self.distribution_config()["Origins"]["Items"][origin_index]
         return str(origin["CustomHeaders"]["Items"][0]["HeaderValue"])
+
+    def authorize(self, value: str) -> bool:
+        """Ask a real authorizer instance (warm if one is free) about *value*."""
+        fn = lambda_backends["123456789012"]["us-east-1"].get_function(
+            self.deployment.authorizer_function
+        )
+        result, errored = self.lambdas.run(fn, authorizer_event(self.deployment.header_name, value))
+        assert not errored, result
+        return bool(result["isAuthorized"])
 
     def sample(self) -> None:
         document = self.document()
         accepted = frozenset(v.decode() for _, v in document.accepted())
         in_flight = frozenset(self.in_flight())
         self.seen_values |= accepted | in_flight
-        self.samples.append(Sample(time.monotonic(), accepted, in_flight))
-        missing = in_flight - accepted
-        if missing:
-            self.violations.append(
-                f"t={time.monotonic():.2f}: an edge sends a value the document does not accept"
-            )
+        self.samples += 1
+        now = time.monotonic()
+        if in_flight - accepted:
+            self.violations.append(Violation(now, in_flight - accepted, "not in document"))
+        if self.check_authorizer:
+            refused = frozenset(v for v in in_flight if not self.authorize(v))
+            if refused:
+                self.violations.append(Violation(now, refused, "refused by an authorizer"))
 
     # -- running -----------------------------------------------------------
-    def start(self, payload: dict[str, Any], name: str | None = None) -> str:
-        kwargs: dict[str, Any] = {
-            "stateMachineArn": self.deployment.state_machine_arn,
-            "input": json.dumps(payload),
-        }
+    def start(self, payload: Any, name: str | None = None) -> str:
         # moto names an execution started without a name "None": always name it.
-        kwargs["name"] = name or f"test-{uuid.uuid4().hex[:12]}"
-        return str(self.session.client("stepfunctions").start_execution(**kwargs)["executionArn"])
+        response = self.session.client("stepfunctions").start_execution(
+            stateMachineArn=self.deployment.state_machine_arn,
+            input=payload if isinstance(payload, str) else json.dumps(payload),
+            name=name or f"test-{uuid.uuid4().hex[:12]}",
+        )
+        return str(response["executionArn"])
 
     def wait(self, execution_arn: str, timeout: float = 60.0) -> dict[str, Any]:
         sfn = self.session.client("stepfunctions")
@@ -106,8 +147,9 @@ class World:
             time.sleep(0.05)
         raise AssertionError(f"execution still running after {timeout} s")
 
-    def run(self, payload: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
-        return self.wait(self.start(payload), timeout)
+    def run(self, payload: Any, timeout: float = 60.0) -> tuple[str, dict[str, Any]]:
+        arn = self.start(payload)
+        return arn, self.wait(arn, timeout)
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         sfn = self.session.client("stepfunctions")
@@ -127,30 +169,33 @@ class World:
             if "stateEnteredEventDetails" in e
         ]
 
-    def assert_invariants(self, *execution_arns: str) -> None:
-        """Invariant 1 held at every sample; invariant 2: no value in any history or output."""
-        assert self.samples, "the run was never sampled"
-        assert not self.violations, self.violations[:3]
+    def step_output(self, execution_arn: str, state: str) -> dict[str, Any]:
+        """The result a Lambda state recorded (the last time it was entered)."""
+        found: dict[str, Any] = {}
+        events = self.history(execution_arn)
+        for event in events:
+            details = event.get("stateExitedEventDetails")
+            if details and details["name"] == state:
+                found = json.loads(details["output"])
+        return found
+
+    def assert_invariants(
+        self, *execution_arns: str, output: str = "", revoked: frozenset[str] = frozenset()
+    ) -> None:
+        """Invariant 1 at every sample (except *revoked* values, the price of revoke all);
+        invariant 2: no value in any execution history, description or captured output."""
+        assert self.samples > 1, "the run was never sampled"
+        broken = [v for v in self.violations if not v.missing <= revoked]
+        assert not broken, [(v.at, v.reason) for v in broken[:3]]
+        texts = [output]
+        sfn = self.session.client("stepfunctions")
         for arn in execution_arns:
-            text = json.dumps(self.history(arn), default=str)
-            text += json.dumps(
-                self.session.client("stepfunctions").describe_execution(executionArn=arn),
-                default=str,
-            )
-            for value in self.seen_values | {v.decode() for _, v in self.document().accepted()}:
-                assert value not in text, "a token value reached the execution history"
-        for output in self.lambdas.outputs:
-            for value in self.seen_values:
-                assert value not in output, "a token value reached a function's log output"
-
-
-ROTATE = {"mode": "rotate", "trigger": "manual", "reason": "test", "requested_by": "pytest"}
-SCHEDULED = {
-    "mode": "rotate",
-    "trigger": "schedule",
-    "reason": "scheduled",
-    "requested_by": "scheduler",
-}
+            texts.append(json.dumps(self.history(arn), default=str))
+            texts.append(json.dumps(sfn.describe_execution(executionArn=arn), default=str))
+        values = self.seen_values | {v.decode() for _, v in self.document().accepted()}
+        for text in texts:
+            for value in values:
+                assert value not in text, "a token value reached a history, payload or log"
 
 
 @pytest.fixture
@@ -177,12 +222,13 @@ def make_world(aws_env: None) -> Iterator[Any]:
     ) -> World:
         mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         mock.start()
-        stack.append(mock)
+        stack.append(mock.stop)
         harness = installed(
             InProcessLambda(base_env=FAKE_ENV), CloudFrontEdges(edges, deploy_window, seed=7)
         )
         lambdas, cf_edges = harness.__enter__()
-        stack.append(harness)
+        stack.append(lambda: harness.__exit__(None, None, None))
+        kwargs.setdefault("authorizer_env", AUTHORIZER_ENV)
         session = boto3.Session(region_name="us-east-1")
         deployment = deploy(session, **kwargs)
         world = World(session, deployment, lambdas, cf_edges)
@@ -191,8 +237,4 @@ def make_world(aws_env: None) -> Iterator[Any]:
 
     yield build
     while stack:
-        item = stack.pop()
-        if hasattr(item, "__exit__"):
-            item.__exit__(None, None, None)
-        else:
-            item.stop()
+        stack.pop()()

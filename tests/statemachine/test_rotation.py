@@ -1,23 +1,31 @@
+"""Every path of the real rotation workflow, executed by moto's Step Functions interpreter."""
+
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 
-from tests.statemachine.conftest import ROTATE
-from tokens.document import fingerprint
+from tests.statemachine.conftest import REVOKE_ALL, REVOKE_PREVIOUS, ROTATE, SCHEDULED
+from tokens.document import TokenDocument, fingerprint, generate_token
 
 pytestmark = pytest.mark.statemachine
 
+ROTATE_STEPS = ["stage", "switch", "check_deployed", "promote", "retire"]
 
-def test_rotation_promotes_a_new_value_and_retires_the_old(make_world: Any) -> None:
+
+def document_with(current: str, previous: str | None = None, pending: str | None = None) -> str:
+    return TokenDocument(current=current, previous=previous, pending=pending).evolve().to_json()
+
+
+def test_rotation_promotes_a_new_value_and_retires_the_old(make_world: Any, capfd: Any) -> None:
     # Given a deployment whose CloudFront sends the current value
     world = make_world()
     before = world.document()
 
     # When a manual rotation runs to the end
-    arn = world.start(ROTATE)
-    result = world.wait(arn)
+    arn, result = world.run(ROTATE)
 
     # Then CloudFront sends a new value, which is current; the old one is retired
     assert result["status"] == "SUCCEEDED", result
@@ -26,6 +34,293 @@ def test_rotation_promotes_a_new_value_and_retires_the_old(make_world: Any) -> N
     assert after.previous is None and after.pending is None
     assert world.configured_value() == after.current
     assert world.in_flight() == {after.current}
-    output = world.history(arn)
-    assert fingerprint(after.current) in str(output)
+    # A retired value is refused by every instance once its cache ages out (not leaked:
+    # no forced refresh), at once by a fresh instance
+    world.lambdas.recycle(world.deployment.authorizer_function)
+    assert not world.authorize(str(before.current))
+    # Steps report fingerprints only
+    assert world.step_output(arn, "Promote")["promote"]["result"]["current"] == fingerprint(
+        after.current
+    )
+    states = world.entered_states(arn)
+    assert states[0] == "Validate" and states[-1] == "Done"
+    assert len(states) < 100
+    world.assert_invariants(arn, output="".join(capfd.readouterr()))
+
+
+def test_two_rotations_back_to_back_each_replace_the_value(make_world: Any, capfd: Any) -> None:
+    world = make_world()
+    values = [world.document().current]
+
+    first, r1 = world.run(SCHEDULED)
+    values.append(world.document().current)
+    second, r2 = world.run(ROTATE)
+    values.append(world.document().current)
+
+    assert r1["status"] == r2["status"] == "SUCCEEDED"
+    assert len(set(values)) == 3
+    assert world.document().generation >= 7
+    world.assert_invariants(first, second, output="".join(capfd.readouterr()))
+
+
+def test_precondition_failed_is_retried_with_a_fresh_etag(make_world: Any) -> None:
+    # Given someone else updates the distribution between our read and our update, twice
+    world = make_world()
+    world.edges.foreign_updates_before_next = 2
+
+    arn, result = world.run(ROTATE)
+
+    assert result["status"] == "SUCCEEDED", result
+    assert world.edges.precondition_failures == 2
+    assert world.configured_value() == world.document().current
     world.assert_invariants(arn)
+
+
+def test_only_the_header_value_changes_in_the_distribution(make_world: Any) -> None:
+    # Given a distribution with a second origin that carries no origin header
+    other = {
+        "Id": "static",
+        "DomainName": "static.example.com",
+        "CustomHeaders": {"Quantity": 1, "Items": [{"HeaderName": "x-other", "HeaderValue": "v"}]},
+        "CustomOriginConfig": {
+            "HTTPPort": 80,
+            "HTTPSPort": 443,
+            "OriginProtocolPolicy": "https-only",
+        },
+    }
+    world = make_world(extra_origins=[other])
+    before = world.distribution_config()
+
+    arn, result = world.run(ROTATE)
+
+    # Then the config is the same except the header value on the origin that carries it
+    assert result["status"] == "SUCCEEDED", result
+    after = world.distribution_config()
+    new_value = world.document().current
+    origin = after["Origins"]["Items"][0]
+    assert origin["CustomHeaders"]["Items"][0]["HeaderValue"] == new_value
+    origin["CustomHeaders"]["Items"][0]["HeaderValue"] = before["Origins"]["Items"][0][
+        "CustomHeaders"
+    ]["Items"][0]["HeaderValue"]
+    assert after == before
+    world.assert_invariants(arn)
+
+
+def test_deploy_timeout_keeps_everything_accepted_and_the_next_run_resumes(
+    make_world: Any,
+) -> None:
+    # Given CloudFront never finishes deploying, and a 2 s deploy timeout
+    world = make_world(rotate_env={"DEPLOY_TIMEOUT_SECONDS": "2"})
+    old = world.document().current
+    world.edges.never_deploy = True
+
+    arn, result = world.run(ROTATE)
+
+    # Then the execution fails with a named error and both values stay accepted
+    assert result["status"] == "FAILED"
+    assert result["error"] == "DeploymentTimeoutError"
+    stuck = world.document()
+    assert stuck.current == old and stuck.pending is not None
+    assert world.authorize(str(old)) and world.authorize(stuck.pending)
+
+    # When CloudFront catches up and the next execution runs
+    world.edges.never_deploy = False
+    world.edges.finish_deployments()
+    arn2, result2 = world.run(ROTATE)
+
+    # Then it resumes with the staged value rather than staging another
+    assert result2["status"] == "SUCCEEDED", result2
+    assert world.step_output(arn2, "Stage")["stage"]["result"]["reused"] is True
+    assert world.document().current == stuck.pending
+    world.assert_invariants(arn, arn2)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("step", ROTATE_STEPS)
+def test_a_crash_in_any_step_leaves_traffic_flowing_and_a_rerun_completes(
+    make_world: Any, step: str, when: str
+) -> None:
+    # Given the rotate function crashes in one step (after its side effects, or before)
+    world = make_world(edges=2, deploy_window=(0.1, 0.4))
+    world.lambdas.crash_steps[step] = when
+
+    arn, result = world.run(ROTATE)
+
+    # Then the execution fails, the lock is released, and nothing CloudFront sends is refused
+    assert result["status"] == "FAILED"
+    assert result["error"] == "SandboxCrashError"
+    assert "ReleaseLockAfterFailure" in world.entered_states(arn)
+
+    # And a re-run completes the rotation
+    world.edges.finish_deployments()
+    arn2, result2 = world.run(ROTATE)
+    assert result2["status"] == "SUCCEEDED", result2
+    final = world.document()
+    assert final.pending is None and final.previous is None
+    assert world.configured_value() == final.current
+    world.assert_invariants(arn, arn2)
+
+
+def test_a_second_trigger_while_one_runs_is_refused(make_world: Any) -> None:
+    world = make_world(deploy_window=(1.0, 2.0))
+    first = world.start(SCHEDULED)
+    # Wait until the first holds the lock
+    for _ in range(100):
+        if "ChooseMode" in world.entered_states(first):
+            break
+        world.sample()
+
+    second, refused = world.run(ROTATE)
+    done = world.wait(first)
+
+    assert refused["status"] == "FAILED"
+    assert refused["error"] == "RotationInProgressError"
+    assert "Stage" not in world.entered_states(second)
+    assert done["status"] == "SUCCEEDED"
+    world.assert_invariants(first, second)
+
+
+def test_simultaneous_triggers_let_exactly_one_proceed(make_world: Any) -> None:
+    world = make_world(deploy_window=(0.2, 0.5))
+    arns: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def trigger(payload: dict[str, Any]) -> None:
+        barrier.wait()
+        arns.append(world.start(payload))
+
+    threads = [threading.Thread(target=trigger, args=(p,)) for p in (SCHEDULED, ROTATE)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results = [world.wait(arn) for arn in arns]
+
+    statuses = sorted((r["status"], r.get("error")) for r in results)
+    assert statuses == [("FAILED", "RotationInProgressError"), ("SUCCEEDED", None)]
+    world.assert_invariants(*arns)
+
+
+def test_revoke_previous_drops_it_at_once_without_touching_cloudfront(make_world: Any) -> None:
+    current, previous = generate_token(), generate_token()
+    world = make_world(initial_document=document_with(current, previous))
+    assert world.authorize(previous)  # a warm instance trusts it
+    updates = world.edges.updates
+
+    arn, result = world.run(REVOKE_PREVIOUS)
+
+    assert result["status"] == "SUCCEEDED", result
+    assert world.document().previous is None
+    assert world.edges.updates == updates
+    # Warm instances were replaced: the revoked value is refused at once
+    assert not world.authorize(previous)
+    assert world.authorize(current)
+    world.assert_invariants(arn)
+
+
+def test_revoke_previous_refuses_when_cloudfront_still_sends_it(make_world: Any) -> None:
+    current, previous = generate_token(), generate_token()
+    world = make_world(initial_document=document_with(current, previous))
+    cf = world.session.client("cloudfront")
+    response = cf.get_distribution_config(Id=world.deployment.distribution_id)
+    config = response["DistributionConfig"]
+    config["Origins"]["Items"][0]["CustomHeaders"]["Items"][0]["HeaderValue"] = previous
+    cf.update_distribution(
+        Id=world.deployment.distribution_id, IfMatch=response["ETag"], DistributionConfig=config
+    )
+    world.edges.finish_deployments()
+
+    arn, result = world.run(REVOKE_PREVIOUS)
+
+    assert result["status"] == "FAILED"
+    assert result["error"] == "PreviousStillInUseError"
+    assert world.document().previous == previous
+    world.assert_invariants(arn)
+
+
+def test_revoke_all_replaces_the_leaked_value_and_stops_accepting_it(make_world: Any) -> None:
+    leaked, older = generate_token(), generate_token()
+    world = make_world(initial_document=document_with(leaked, older))
+    assert world.authorize(leaked)
+    created = world.lambdas.instances_created.get(world.deployment.authorizer_function, 0)
+
+    arn, result = world.run(REVOKE_ALL)
+
+    # Then only the new value is accepted; warm authorizer instances were replaced
+    assert result["status"] == "SUCCEEDED", result
+    document = world.document()
+    assert {v.decode() for _, v in document.accepted()} == {document.current}
+    assert document.current not in (leaked, older)
+    assert world.configured_value() == document.current
+    assert not world.authorize(leaked) and not world.authorize(older)
+    assert world.lambdas.instances_created[world.deployment.authorizer_function] > created
+    # Edges not yet switched sent the leaked value and were refused: the documented price
+    world.assert_invariants(arn, revoked=frozenset({leaked}))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"mode": "rotate", "revoke": "all"},
+        {"mode": "revoke"},
+        {"mode": "revoke", "revoke": "everything"},
+        {"mode": "rotate", "distribution_id": "EOTHER"},
+        {"mode": "rotate", "trigger": "cron"},
+        {"mode": "rotate", "reason": "x" * 1000},
+        ["rotate"],
+        '"rotate"',  # a JSON string, not an object
+    ],
+)
+def test_bad_input_fails_at_once_and_changes_nothing(make_world: Any, payload: Any) -> None:
+    world = make_world(edges=1)
+    before = world.document()
+
+    arn, result = world.run(payload)
+
+    assert result["status"] == "FAILED"
+    assert result["error"] == "InvalidInputError"
+    assert world.entered_states(arn) == ["Validate", "Rejected"]
+    assert world.document() == before
+
+
+def test_an_out_of_band_header_stops_the_run_before_anything_is_removed(
+    make_world: Any,
+) -> None:
+    # Given someone changed the header on the distribution to a value we do not know
+    world = make_world()
+    before = world.document()
+    cf = world.session.client("cloudfront")
+    response = cf.get_distribution_config(Id=world.deployment.distribution_id)
+    config = response["DistributionConfig"]
+    stranger = generate_token()
+    config["Origins"]["Items"][0]["CustomHeaders"]["Items"][0]["HeaderValue"] = stranger
+    cf.update_distribution(
+        Id=world.deployment.distribution_id, IfMatch=response["ETag"], DistributionConfig=config
+    )
+    world.check_authorizer = False  # the stranger is refused: that is the operator's incident
+
+    arn, result = world.run(ROTATE)
+
+    assert result["status"] == "FAILED"
+    assert result["error"] == "UnknownOriginHeaderError"
+    assert world.document() == before
+    assert world.configured_value() == stranger
+    assert "origin(s) api" in result["cause"]
+    assert "Stage" in world.entered_states(arn) and "SwitchOrigin" not in world.entered_states(arn)
+
+
+def test_cost_per_rotation_matches_the_documented_formula(make_world: Any) -> None:
+    # docs/runbook.md: transitions = 14 + 3N and Lambda invocations = 9 + N for N polls
+    world = make_world(deploy_window=(1.5, 2.5))
+    invocations = world.lambdas.invocations.get(world.deployment.rotate_function, 0)
+
+    arn, result = world.run(ROTATE)
+
+    assert result["status"] == "SUCCEEDED"
+    states = world.entered_states(arn)
+    polls = states.count("CheckDeployed")
+    assert polls >= 2
+    assert len(states) == 14 + 3 * polls
+    used = world.lambdas.invocations[world.deployment.rotate_function] - invocations
+    assert used == 9 + polls

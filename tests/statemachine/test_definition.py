@@ -1,0 +1,54 @@
+"""The ASL file itself: valid for an ASL validator, and free of anything secret."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from originlock.sandbox.harness import REPO, STATE_MACHINE_FILE, load_definition
+
+pytestmark = pytest.mark.statemachine
+
+
+def test_definition_passes_the_asl_validator() -> None:
+    npx = shutil.which("npx")
+    assert npx, "node/npx is required (make test installs the pinned validator)"
+    result = subprocess.run(
+        [npx, "--no-install", "asl-validator", "--json-path", str(STATE_MACHINE_FILE)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_definition_uses_jsonpath_and_only_the_function_placeholder() -> None:
+    text = STATE_MACHINE_FILE.read_text()
+    assert json.loads(text)["QueryLanguage"] == "JSONPath"
+    assert set(re.findall(r"\$\{(\w+)\}", text)) == {"RotateFunctionArn"}
+    with pytest.raises(ValueError, match="unsubstituted"):
+        load_definition({})
+
+
+def test_every_task_after_the_lock_releases_it_on_failure() -> None:
+    states = json.loads(STATE_MACHINE_FILE.read_text())["States"]
+    before_lock = {"Validate", "AcquireLock", "ReleaseLock", "ReleaseLockAfterFailure"}
+    for name, state in states.items():
+        if state["Type"] != "Task" or name in before_lock:
+            continue
+        catches = [c for c in state.get("Catch", []) if "States.ALL" in c["ErrorEquals"]]
+        assert catches and catches[0]["Next"] == "ReleaseLockAfterFailure", name
+
+
+def test_no_task_passes_anything_but_state_and_step_names() -> None:
+    # Payloads are built from the state (fingerprints only) and literal step names: no state
+    # may reference a token value path, because none exists.
+    states = json.loads(STATE_MACHINE_FILE.read_text())["States"]
+    for state in states.values():
+        payload = state.get("Parameters", {}).get("Payload", {})
+        assert set(payload) <= {"step", "execution_id.$", "state.$", "input.$", "fresh_instances"}
