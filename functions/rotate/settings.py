@@ -44,6 +44,7 @@ class RotateSettings:
     authorizer_max_age: float = 60.0
     # Timings of the workflow.
     stage_wait_seconds: float = 0.0
+    revoke_stage_wait_seconds: float = 0.0
     poll_interval_seconds: float = 30.0
     deploy_timeout_seconds: float = 1800.0
     drain_seconds: float = 300.0
@@ -62,13 +63,19 @@ class RotateSettings:
         refresh = _number(
             env, "AUTHORIZER_REFRESH_INTERVAL_SECONDS", cls.authorizer_refresh_interval
         )
-        # Wait after staging: one refresh interval (a warm instance that read just
-        # before the write may not look again sooner) plus a margin for SSM's
-        # read-after-write and clock skew.
-        stage_wait = _number(env, "STAGE_WAIT_SECONDS", refresh + 5.0)
-        if stage_wait < refresh:
+        max_age = _number(env, "AUTHORIZER_MAX_AGE_SECONDS", cls.authorizer_max_age)
+        # Wait after staging, before CloudFront is switched. With SSM answering, refresh-on-
+        # miss makes every instance accept pending one refresh interval after the write. A
+        # rotation waits a whole cache max age more (+5 s), so every instance that serves
+        # traffic has re-read the document on its own, with retries, before the switch: a
+        # transient SSM error at the moment an edge first sends the new value then cannot
+        # turn into a Deny that API Gateway caches. An emergency revoke waits only the
+        # refresh interval (+5 s): it trades that margin for a shorter revoke bound R.
+        stage_wait = _number(env, "STAGE_WAIT_SECONDS", max_age + refresh + 5.0)
+        revoke_wait = _number(env, "REVOKE_STAGE_WAIT_SECONDS", min(stage_wait, refresh + 5.0))
+        if min(stage_wait, revoke_wait) < refresh:
             raise SettingsError(
-                "STAGE_WAIT_SECONDS is shorter than the authorizer refresh interval"
+                "stage waits must not be shorter than the authorizer refresh interval"
             )
         origins = tuple(o.strip() for o in env.get("ORIGIN_IDS", "").split(",") if o.strip())
         poll = _number(env, "POLL_INTERVAL_SECONDS", cls.poll_interval_seconds)
@@ -85,8 +92,9 @@ class RotateSettings:
             api_stage=env.get("API_STAGE") or "$default",
             authorizer_function_name=env.get("AUTHORIZER_FUNCTION_NAME") or None,
             authorizer_refresh_interval=refresh,
-            authorizer_max_age=_number(env, "AUTHORIZER_MAX_AGE_SECONDS", cls.authorizer_max_age),
+            authorizer_max_age=max_age,
             stage_wait_seconds=stage_wait,
+            revoke_stage_wait_seconds=revoke_wait,
             poll_interval_seconds=poll,
             deploy_timeout_seconds=_number(
                 env, "DEPLOY_TIMEOUT_SECONDS", cls.deploy_timeout_seconds
@@ -96,10 +104,12 @@ class RotateSettings:
             api_url=env.get("API_URL") or None,
         )
 
-    def timings(self) -> dict[str, int]:
+    def timings(self, mode: str = "rotate", scope: str | None = None) -> dict[str, int]:
         """Whole seconds for the state machine's Wait states (SecondsPath)."""
+        emergency = mode == "revoke" and scope == "all"
+        wait = self.revoke_stage_wait_seconds if emergency else self.stage_wait_seconds
         return {
-            "stage_wait_seconds": math.ceil(self.stage_wait_seconds),
+            "stage_wait_seconds": math.ceil(wait),
             "poll_interval_seconds": max(1, math.ceil(self.poll_interval_seconds)),
             "drain_seconds": math.ceil(self.drain_seconds),
         }

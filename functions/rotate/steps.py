@@ -99,7 +99,7 @@ def validate(call: StepCall, settings: RotateSettings, ports: Ports | None) -> d
         "reason": _text(raw.get("reason", ""), "reason", 256),
         "requested_by": _text(raw.get("requested_by", ""), "requested_by", 128),
     }
-    return {"request": request, "settings": settings.timings()}
+    return {"request": request, "settings": settings.timings(mode, scope)}
 
 
 def acquire_lock(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, Any]:

@@ -1,0 +1,539 @@
+"""Model-based test of the rotation protocol (Hypothesis stateful testing).
+
+The *protocol* is the real code: the rotation steps of ``functions/rotate/steps.py`` in the
+order the state machine runs them, and the authorizer's real ``AcceptedSetCache``. The
+*world* is a model: SSM, a CloudFront distribution whose edges switch one by one, a set of
+authorizer instances that come and go, API Gateway's authorizer result cache (a Deny is cached
+too), a clock, SSM outages, crashes, deploy timeouts, concurrent triggers and ``cdk deploy``.
+
+After every move, two invariants are checked:
+
+1. every value any edge may send is allowed — through API Gateway's cache, and by every
+   authorizer instance (except the leaked values during a ``revoke all``, the documented price);
+2. once a revoke has finished (which is within R of its start), no instance and no cached
+   API Gateway result accepts a revoked value.
+
+``make test`` runs 500 examples; ``make soak`` (ORIGINLOCK_SOAK=1) runs 20,000.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from authorizer.cache import AcceptedSetCache
+from rotate import steps
+from rotate.adapters import LiveDistribution, header_values, with_header_value
+from rotate.errors import (
+    DistributionChangedError,
+    RotationError,
+    RotationInProgressError,
+    StoreUnavailableError,
+)
+from rotate.settings import RotateSettings
+from tokens.document import TokenDocument, generate_token
+from tokens.store import StoreError
+
+HEADER = "x-cf-api-gateway-token"
+REFRESH = 1.0
+MAX_AGE = 60.0
+STALENESS = 900.0
+API_TTL = 300.0
+MAX_OUTAGE = 5.0  # the environment assumption: SSM outages shorter than the stage-wait margin
+SOAK = os.environ.get("ORIGINLOCK_SOAK") == "1"
+
+SETTINGS = RotateSettings.from_env(
+    {
+        "SSM_PARAMETER_NAME": "/model/token",
+        "DISTRIBUTION_ID": "EMODEL",
+        "AUTHORIZER_REFRESH_INTERVAL_SECONDS": str(REFRESH),
+        "AUTHORIZER_MAX_AGE_SECONDS": str(MAX_AGE),
+        "POLL_INTERVAL_SECONDS": "30",
+        "DEPLOY_TIMEOUT_SECONDS": "1800",
+        "DRAIN_SECONDS": "300",
+    }
+)
+
+PROGRAMS = {
+    "rotate": [
+        "validate", "acquire_lock", "stage", "wait_stage", "switch", "poll", "verify",
+        "promote", "wait_drain", "retire", "reset_authorizer_caches", "release_lock",
+    ],
+    "revoke_all": [
+        "validate", "acquire_lock", "stage", "wait_stage", "switch", "revoke_all",
+        "reset_fresh", "poll", "verify", "release_lock",
+    ],
+    "revoke_previous": [
+        "validate", "acquire_lock", "revoke_previous", "reset_fresh", "release_lock",
+    ],
+}  # fmt: skip
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class World:
+    clock: Clock
+    document: TokenDocument
+    config: dict[str, Any]
+    etag: int = 1
+    # (switch time per edge, header values) for each configuration version
+    rollouts: list[tuple[list[float], dict[str, str]]] = field(default_factory=list)
+    outage_until: float = 0.0
+    lock: str | None = None
+    api_cache: dict[str, tuple[bool, float]] = field(default_factory=dict)
+    instances: list[AcceptedSetCache] = field(default_factory=list)
+    reads: int = 0
+
+    def ssm_down(self) -> bool:
+        return self.clock.now < self.outage_until
+
+    def edge_values(self) -> set[str]:
+        now = self.clock.now
+        values = set()
+        for edge in range(len(self.rollouts[0][0])):
+            for switch_at, headers in reversed(self.rollouts):
+                if switch_at[edge] <= now:
+                    values.update(headers.values())
+                    break
+        return values
+
+    def status(self) -> str:
+        return "InProgress" if any(t > self.clock.now for t in self.rollouts[-1][0]) else "Deployed"
+
+
+class Reader:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def read(self) -> str:
+        self.world.reads += 1
+        if self.world.ssm_down():
+            raise StoreError("ThrottlingException")
+        return self.world.document.to_json()
+
+
+class Store:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def read(self) -> TokenDocument:
+        if self.world.ssm_down():
+            raise StoreUnavailableError("throttled")
+        return self.world.document
+
+    def write(self, document: TokenDocument) -> None:
+        if self.world.ssm_down():
+            raise StoreUnavailableError("throttled")
+        self.world.document = document
+
+
+class Lock:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def acquire(self, execution_id: str, detail: dict[str, Any]) -> dict[str, Any]:
+        if self.world.lock not in (None, execution_id):
+            raise RotationInProgressError("held")
+        self.world.lock = execution_id
+        return {"acquired": True, "took_over": None}
+
+    def release(self, execution_id: str) -> bool:
+        if self.world.lock == execution_id:
+            self.world.lock = None
+            return True
+        return False
+
+
+class Distribution:
+    def __init__(self, world: World, deploy_window: float) -> None:
+        self.world = world
+        self.deploy_window = deploy_window
+        self.foreign_update_pending = False
+
+    def _live(self) -> LiveDistribution:
+        config = copy.deepcopy(self.world.config)
+        return LiveDistribution(
+            config,
+            str(self.world.etag),
+            status=self.world.status(),
+            header_values=header_values(config, HEADER, ()),
+        )
+
+    def config(self) -> LiveDistribution:
+        return self._live()
+
+    def describe(self) -> LiveDistribution:
+        return self._live()
+
+    def apply(self, config: dict[str, Any], spread: list[float]) -> None:
+        self.world.config = config
+        self.world.etag += 1
+        now = self.world.clock.now
+        self.world.rollouts.append(([now + s for s in spread], header_values(config, HEADER, ())))
+        self.world.rollouts = self.world.rollouts[-6:]
+
+    def send(self, live: LiveDistribution, value: str) -> None:
+        if self.foreign_update_pending:
+            self.foreign_update_pending = False
+            self.world.etag += 1
+        if live.etag != str(self.world.etag):
+            raise DistributionChangedError("stale etag")
+        edges = len(self.world.rollouts[0][0])
+        # The first edge switches at once, the last one after the whole window.
+        spread = [self.deploy_window * i / (edges - 1) for i in range(edges)]
+        self.apply(with_header_value(live.config, HEADER, (), value), spread)
+
+
+class Caches:
+    def __init__(self, world: World, spawn: Any) -> None:
+        self.world = world
+        self.spawn = spawn
+
+    def reset_api_cache(self) -> bool:
+        self.world.api_cache.clear()
+        return True
+
+    def replace_instances(self, epoch: str) -> bool:
+        count = len(self.world.instances)
+        self.world.instances.clear()
+        for _ in range(count):
+            self.spawn()
+        return True
+
+
+@dataclass
+class Execution:
+    name: str
+    program: list[str]
+    started_at: float
+    position: int = 0
+    state: dict[str, Any] = field(default_factory=dict)
+    wait_until: float | None = None
+    revoked: set[str] = field(default_factory=set)
+
+
+def make_config(value: str) -> dict[str, Any]:
+    return {
+        "Origins": {
+            "Quantity": 1,
+            "Items": [
+                {
+                    "Id": "api",
+                    "DomainName": "api.example",
+                    "CustomHeaders": {
+                        "Quantity": 1,
+                        "Items": [{"HeaderName": HEADER, "HeaderValue": value}],
+                    },
+                }
+            ],
+        },
+        "Comment": "model",
+    }
+
+
+class ProtocolModel(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = Clock()
+        first = generate_token()
+        self.world = World(self.clock, TokenDocument(current=first).evolve(), make_config(first))
+        self.world.rollouts.append(([0.0] * 4, {"api": first}))
+        self.distribution = Distribution(self.world, deploy_window=120.0)
+        self.ports = steps.Ports(  # type: ignore[arg-type]
+            Store(self.world), Lock(self.world), self.distribution, Caches(self.world, self.spawn)
+        )
+        self.running: list[Execution] = []
+        self.counter = 0
+        self.refused = 0
+        # Revoked values, with the time from which no instance may accept them.
+        self.revoked_done: dict[str, float] = {}
+        # Values an unfinished "revoke all" is removing: refused early, by design.
+        self.revoking: set[str] = set()
+
+    # -- world moves ---------------------------------------------------------
+    def spawn(self) -> None:
+        self.world.instances.append(
+            AcceptedSetCache(
+                Reader(self.world),
+                self.clock,
+                max_age=MAX_AGE,
+                refresh_min_interval=REFRESH,
+                max_staleness=STALENESS,
+            )
+        )
+
+    @initialize()
+    def start_instances(self) -> None:
+        for _ in range(2):
+            self.spawn()
+
+    @rule(seconds=st.sampled_from([0.3, 1.0, 5.0, 30.0, 61.0, 200.0]))
+    def time_passes(self, seconds: float) -> None:
+        self.clock.now += seconds
+
+    @precondition(lambda self: not self.world.ssm_down() and len(self.world.instances) < 5)
+    @rule()
+    def cold_start(self) -> None:
+        # (A cold start while SSM is unreachable denies everything: no state to fall back on.
+        # The model's environment does not start instances during an outage.)
+        self.spawn()
+
+    @precondition(lambda self: len(self.world.instances) > 1)
+    @rule(index=st.integers(0, 4))
+    def instance_recycled(self, index: int) -> None:
+        del self.world.instances[index % len(self.world.instances)]
+
+    @precondition(lambda self: not self.world.ssm_down())
+    @rule(seconds=st.sampled_from([0.5, 2.0, MAX_OUTAGE]))
+    def ssm_outage(self, seconds: float) -> None:
+        # Outages are separated by at least a refresh interval of service.
+        self.world.outage_until = self.clock.now + seconds
+
+    @rule()
+    def cdk_deploy(self) -> None:
+        # The drift guard: CloudFormation sets the header to the value CloudFront already
+        # sends when the document accepts it, else to current (docs/decisions.md).
+        live = header_values(self.world.config, HEADER, ())
+        sent = next(iter(live.values()))
+        value = sent if self.world.document.slot_of(sent) else self.world.document.current
+        assert value is not None
+        if value != sent:
+            edges = len(self.world.rollouts[0][0])
+            self.distribution.apply(
+                with_header_value(self.world.config, HEADER, (), value), [60.0] * edges
+            )
+
+    @rule()
+    def someone_else_updates_the_distribution(self) -> None:
+        self.distribution.foreign_update_pending = True
+
+    # -- triggers ------------------------------------------------------------
+    def _start(self, mode: str, payload: dict[str, Any]) -> None:
+        self.counter += 1
+        execution = Execution(f"exec-{self.counter}", PROGRAMS[mode], self.clock.now)
+        execution.state["input"] = payload
+        self.running.append(execution)
+
+    @rule(trigger=st.sampled_from(["schedule", "manual"]))
+    def trigger_rotation(self, trigger: str) -> None:
+        self._start("rotate", {"mode": "rotate", "trigger": trigger})
+
+    @rule()
+    def trigger_revoke_all(self) -> None:
+        self._start("revoke_all", {"mode": "revoke", "revoke": "all"})
+
+    @rule()
+    def trigger_revoke_previous(self) -> None:
+        self._start("revoke_previous", {"mode": "revoke", "revoke": "previous"})
+
+    # -- the workflow ----------------------------------------------------------
+    def _fail(self, execution: Execution) -> None:
+        # ReleaseLockAfterFailure: always runs (retried until SSM answers).
+        self.world.lock = None if self.world.lock == execution.name else self.world.lock
+        # A value a revoke step already removed stays revoked (edges still sending it get 403,
+        # the price of revoke all). Without the cache reset that the failure skipped, warm
+        # instances may accept it until their max age: checked from then on.
+        for value in execution.revoked:
+            self.revoked_done[value] = self.clock.now + MAX_AGE
+        self.running.remove(execution)
+
+    @precondition(lambda self: self.running)
+    @rule(
+        index=st.integers(0, 3),
+        count=st.integers(1, 6),
+        crash=st.sampled_from([None, None, None, None, "before", "after"]),
+    )
+    def workflow_steps(self, index: int, count: int, crash: str | None) -> None:
+        """Advance one execution by up to *count* states (the invariants hold after each);
+        a crash, if drawn, hits the last of them."""
+        for i in range(count):
+            if not self.running:
+                return
+            execution = self.running[index % len(self.running)]
+            self.workflow_step(execution, crash if i == count - 1 else None)
+            self.check_all()
+
+    def check_all(self) -> None:
+        self.every_value_an_edge_sends_is_accepted()
+        self.at_most_one_execution_is_past_its_lock()
+        self.revoked_values_stay_refused()
+
+    def workflow_step(self, execution: Execution, crash: str | None) -> None:
+        name = execution.program[execution.position]
+        if execution.wait_until is not None:
+            self.clock.now = max(self.clock.now, execution.wait_until)
+            execution.wait_until = None
+            execution.position += 1
+            return
+        if name in ("wait_stage", "wait_drain"):
+            key = "stage_wait_seconds" if name == "wait_stage" else "drain_seconds"
+            execution.wait_until = self.clock.now + execution.state["settings"][key]
+            return
+        if crash == "before" and name not in ("validate", "release_lock"):
+            self._fail(execution)
+            return
+        step_name = {"poll": "check_deployed", "reset_fresh": "reset_authorizer_caches"}.get(
+            name, name
+        )
+        params: dict[str, Any] = {}
+        if name == "validate":
+            params["input"] = execution.state["input"]
+        if name.startswith("reset"):
+            params["fresh_instances"] = name == "reset_fresh"
+        doc = self.world.document
+        # What a revoke step removes, should it succeed.
+        leaked = {v for v in (doc.current, doc.previous) if v} if name == "revoke_all" else set()
+        if name == "revoke_previous" and doc.previous:
+            leaked = {doc.previous}
+        call = steps.StepCall(execution.name, execution.state, params)
+        try:
+            result = steps.STEPS[step_name](call, SETTINGS, self.ports)
+        except (StoreUnavailableError, DistributionChangedError):
+            return  # ASL Retry: the same step runs again later
+        except RotationInProgressError:
+            assert name == "acquire_lock"
+            self.refused += 1
+            self._fail(execution)
+            return
+        except RotationError:
+            self._fail(execution)
+            return
+        if name == "validate":
+            execution.state.update(result)
+        else:
+            key = {"poll": "poll", "reset_fresh": "caches"}.get(name, name)
+            execution.state[key] = {"result": result}
+        if name in ("revoke_all", "revoke_previous") and result["changed"]:
+            execution.revoked |= leaked
+            self.revoking |= leaked
+        if crash == "after" and name not in ("validate", "release_lock"):
+            self._fail(execution)
+            return
+        if name == "poll" and not result["deployed"]:
+            self.clock.now += SETTINGS.poll_interval_seconds
+            return
+        execution.position += 1
+        if execution.position == len(execution.program):
+            for value in execution.revoked:
+                self.revoked_done[value] = self.clock.now
+            self.running.remove(execution)
+
+    @precondition(lambda self: self.running)
+    @rule()
+    def deploy_timeout(self) -> None:
+        execution = self.running[0]
+        if execution.program[execution.position] == "poll" and self.world.status() != "Deployed":
+            self._fail(execution)  # DeploymentTimeoutError: nothing is removed
+
+    # -- invariants ------------------------------------------------------------
+    def _decide(self, value: str) -> bool:
+        """A request carrying *value* at API Gateway: the cache, else an instance."""
+        cached = self.world.api_cache.get(value)
+        if cached and cached[1] > self.clock.now:
+            return cached[0]
+        decisions = [i.decide(value.encode()).allowed for i in self.world.instances]
+        # Whichever instance Lambda picks, API Gateway caches its answer: all must allow.
+        allowed = all(decisions)
+        self.world.api_cache[value] = (allowed, self.clock.now + API_TTL)
+        return allowed
+
+    @invariant()
+    def every_value_an_edge_sends_is_accepted(self) -> None:
+        if not hasattr(self, "world"):
+            return
+        for value in self.world.edge_values():
+            if value in self.revoking or value in self.revoked_done:
+                continue  # the documented price of revoke all: 403 until Deployed
+            assert self._decide(value), "an edge sends a value that is refused"
+
+    @invariant()
+    def at_most_one_execution_is_past_its_lock(self) -> None:
+        if not hasattr(self, "world"):
+            return
+        past = [e for e in self.running if e.position > e.program.index("acquire_lock")]
+        assert len(past) <= 1, "two executions change the target at once"
+        assert not past or self.world.lock == past[0].name
+
+    @invariant()
+    def revoked_values_stay_refused(self) -> None:
+        if not hasattr(self, "world"):
+            return
+        for value, since in self.revoked_done.items():
+            if since > self.clock.now:
+                continue
+            assert not self.world.document.slot_of(value), "a revoked value came back"
+            cached = self.world.api_cache.get(value)
+            assert not (cached and cached[0] and cached[1] > self.clock.now)
+            for instance in self.world.instances:
+                assert not instance.decide(value.encode()).allowed, "a revoked value is accepted"
+
+
+class WithoutRefreshOnMiss(ProtocolModel):
+    """The protocol with two of its defences removed: the model must catch it."""
+
+    def spawn(self) -> None:
+        self.world.instances.append(
+            AcceptedSetCache(
+                Reader(self.world),
+                self.clock,
+                max_age=MAX_AGE,
+                refresh_min_interval=MAX_AGE,  # no refresh-on-miss
+                max_staleness=STALENESS,
+            )
+        )
+
+
+def test_the_model_catches_a_protocol_without_its_defences(monkeypatch: Any) -> None:
+    # Given a stage wait shorter than the cache age and no refresh-on-miss
+    short = RotateSettings.from_env(
+        {
+            "SSM_PARAMETER_NAME": "/model/token",
+            "DISTRIBUTION_ID": "EMODEL",
+            "AUTHORIZER_MAX_AGE_SECONDS": str(MAX_AGE),
+            "STAGE_WAIT_SECONDS": "1",
+        }
+    )
+    monkeypatch.setattr(sys.modules[__name__], "SETTINGS", short)
+    # Then the model finds a moment where an edge's value is refused
+    with pytest.raises(AssertionError, match="refused"):
+        run_state_machine_as_test(
+            WithoutRefreshOnMiss,
+            settings=settings(
+                max_examples=500,
+                stateful_step_count=40,
+                deadline=None,
+                database=None,
+                phases=[Phase.generate],  # finding it is the point; no need to shrink
+            ),
+        )
+
+
+ProtocolModel.TestCase.settings = settings(
+    max_examples=20_000 if SOAK else 500,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestProtocol = ProtocolModel.TestCase
