@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from rotate.errors import (
     CloudFrontThrottledError,
@@ -348,12 +348,35 @@ def probe(url: str, timeout: float = 5.0) -> int:
         return 0
 
 
+class StorePort(Protocol):
+    def read(self) -> TokenDocument: ...
+    def write(self, document: TokenDocument) -> None: ...
+
+
+class LockPort(Protocol):
+    def acquire(self, execution_id: str, detail: dict[str, Any]) -> dict[str, Any]: ...
+    def release(self, execution_id: str) -> bool: ...
+
+
+class DistributionPort(Protocol):
+    def config(self) -> LiveDistribution: ...
+    def describe(self) -> LiveDistribution: ...
+    def send(self, live: LiveDistribution, value: str) -> None: ...
+
+
+class CachesPort(Protocol):
+    def reset_api_cache(self) -> bool: ...
+    def replace_instances(self, epoch: str) -> bool: ...
+
+
 @dataclass
 class Ports:
-    store: TokenStore
-    lock: Lock
-    distribution: Distribution
-    caches: AuthorizerCaches
+    """What the steps act on; the adapters above on AWS, in-memory fakes in the model test."""
+
+    store: StorePort
+    lock: LockPort
+    distribution: DistributionPort
+    caches: CachesPort
 
     @classmethod
     def for_settings(cls, settings: RotateSettings) -> Ports:

@@ -111,7 +111,7 @@ class World:
 
     def edge_values(self) -> set[str]:
         now = self.clock.now
-        values = set()
+        values: set[str] = set()
         for edge in range(len(self.rollouts[0][0])):
             for switch_at, headers in reversed(self.rollouts):
                 if switch_at[edge] <= now:
@@ -261,7 +261,7 @@ class ProtocolModel(RuleBasedStateMachine):
         self.world = World(self.clock, TokenDocument(current=first).evolve(), make_config(first))
         self.world.rollouts.append(([0.0] * 4, {"api": first}))
         self.distribution = Distribution(self.world, deploy_window=120.0)
-        self.ports = steps.Ports(  # type: ignore[arg-type]
+        self.ports = steps.Ports(
             Store(self.world), Lock(self.world), self.distribution, Caches(self.world, self.spawn)
         )
         self.running: list[Execution] = []
