@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -324,3 +325,22 @@ def test_cost_per_rotation_matches_the_documented_formula(make_world: Any) -> No
     assert len(states) == 14 + 3 * polls
     used = world.lambdas.invocations[world.deployment.rotate_function] - invocations
     assert used == 9 + polls
+
+
+def test_a_lock_left_by_a_stopped_execution_is_taken_over(make_world: Any) -> None:
+    # Given a lock left behind by an execution that is no longer running
+    world = make_world(edges=2)
+    gone = world.start(REVOKE_PREVIOUS)
+    world.wait(gone)
+    world.session.client("ssm").put_parameter(
+        Name=f"{world.deployment.parameter_name}.lock",
+        Value=json.dumps({"execution": gone, "mode": "rotate"}),
+        Type="String",
+    )
+
+    arn, result = world.run(ROTATE)
+
+    assert result["status"] == "SUCCEEDED", result
+    lock = world.step_output(arn, "AcquireLock")["lock"]["result"]
+    assert lock["took_over"] == gone.rsplit(":", 1)[-1]
+    world.assert_invariants(arn)
