@@ -46,13 +46,15 @@ unit: setup
 	$(VENV)/bin/pytest tests/unit
 
 test: lint typecheck
-	$(VENV)/bin/pytest --cov=functions --cov=originlock --cov-branch --cov-report=term:skip-covered
+	$(VENV)/bin/pytest -n 3 --dist loadgroup --cov=functions --cov=originlock --cov-branch \
+		--cov-report=term:skip-covered
 
 bench: setup
 	$(PY) -m bench
 
 soak: setup
-	ORIGINLOCK_SOAK=1 $(VENV)/bin/pytest tests/unit/test_protocol_model.py -p no:cacheprovider
+	ORIGINLOCK_SOAK=1 $(VENV)/bin/pytest -n 2 -p no:cacheprovider tests/unit/test_protocol_model.py \
+		tests/unit/test_authorizer_fuzz.py tests/unit/test_authorizer_fuzz_volume.py
 
 synth: setup
 	npx --no-install cdk synth --quiet
