@@ -36,7 +36,9 @@ _runtime: Runtime | None = None
 
 
 def build_runtime(settings: AuthorizerSettings, telemetry: Telemetry) -> Runtime:
-    reader = default_reader(settings.parameter_name, settings.token_source, settings.extension_port)
+    reader = default_reader(
+        settings.parameter_name, settings.token_source, settings.extension_port, ENVIRON
+    )
     cache = AcceptedSetCache(
         reader,
         time.monotonic,
@@ -98,6 +100,8 @@ def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         now = time.monotonic()
         if runtime is None:
             _telemetry.denied("misconfigured", now)
+            # Flush here too, or a misconfigured instance would never emit SettingsErrors.
+            _telemetry.maybe_flush(now)
             return DENY
         presented = presented_value(event, runtime.settings.header_name)
         if presented is None:
@@ -118,4 +122,6 @@ def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         # A broken logger must not turn a deny into a 500.
         with contextlib.suppress(Exception):
             _telemetry.unexpected(exc)
+            # An instance that fails on every request must still emit AuthorizerErrors.
+            _telemetry.maybe_flush(time.monotonic())
         return DENY

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 
 FORMAT_VERSION = 1
 SLOTS: tuple[str, ...] = ("pending", "current", "previous")
@@ -58,6 +56,8 @@ def fingerprint(value: str | None) -> str | None:
 
 def generate_token() -> str:
     """Return a fresh token: 256 bits from :mod:`secrets`, URL-safe, 43 characters."""
+    import secrets  # here, not at import: the authorizer never generates (cold start)
+
     token = secrets.token_urlsafe(TOKEN_BYTES)
     assert len(token) == TOKEN_LENGTH
     return token
@@ -76,6 +76,8 @@ def valid_token(value: object) -> bool:
 
 
 def utc_now() -> str:
+    from datetime import UTC, datetime
+
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

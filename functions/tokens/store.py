@@ -1,4 +1,4 @@
-"""Adapters that read the token parameter. boto3/botocore and urllib load lazily.
+"""Adapters that read the token parameter. botocore and ``socket`` load lazily.
 
 Two readers, one interface (``read() -> str``):
 
@@ -13,7 +13,6 @@ Both raise :class:`StoreError` with an error code and never the value.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from typing import Any, Protocol
 
@@ -23,14 +22,11 @@ from typing import Any, Protocol
 # developer's basicConfig) would print the token. These loggers keep their other
 # records; only DEBUG ones, which carry the bodies, are dropped.
 _BODY_LOGGERS = ("botocore.endpoint", "botocore.parsers")
+_DEBUG = 10  # logging.DEBUG; logging itself is imported only on the SDK path
 
 
-class _DropDebugRecords(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno > logging.DEBUG
-
-
-_DROP_DEBUG = _DropDebugRecords()
+def _above_debug(record: Any) -> bool:
+    return bool(record.levelno > _DEBUG)
 
 
 def silence_botocore_body_logs() -> None:
@@ -38,8 +34,10 @@ def silence_botocore_body_logs() -> None:
 
     Call it before any SSM call that reads or writes a token value.
     """
+    import logging
+
     for name in _BODY_LOGGERS:
-        logging.getLogger(name).addFilter(_DROP_DEBUG)  # addFilter skips a filter already there
+        logging.getLogger(name).addFilter(_above_debug)  # addFilter skips a filter already there
 
 
 class StoreError(Exception):
@@ -54,36 +52,61 @@ class ParameterReader(Protocol):
     def read(self) -> str: ...
 
 
-class ExtensionReader:
-    """Read through the Parameters and Secrets Lambda Extension (a localhost HTTP call)."""
+# The extension's answer is a few kilobytes of JSON; anything far larger is not it.
+_MAX_RESPONSE_BYTES = 1 << 20
 
-    def __init__(self, name: str, port: int = 2773, timeout: float = 1.0) -> None:
+
+class ExtensionReader:
+    """Read through the Parameters and Secrets Lambda Extension (a localhost HTTP call).
+
+    ``http.client`` (the standard library's HTTP/1.1 client: Content-Length, chunked and
+    connection-close answers) rather than ``urllib.request``: it skips ``urllib``'s proxy
+    handling (the call must never go through an ``HTTP_PROXY``) and a few milliseconds of
+    import. The session token is read from *environ* at each call.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        port: int = 2773,
+        timeout: float = 1.0,
+        environ: Any = None,
+    ) -> None:
         from urllib.parse import quote
 
-        self.url = (
-            f"http://localhost:{port}/systemsmanager/parameters/get"
-            f"?name={quote(name, safe='')}&withDecryption=true"
+        self.host = "localhost"
+        self.port = port
+        self.path = (
+            f"/systemsmanager/parameters/get?name={quote(name, safe='')}&withDecryption=true"
         )
+        self.url = f"http://{self.host}:{port}{self.path}"
         self.timeout = timeout
+        self.environ = os.environ if environ is None else environ
 
     def read(self) -> str:
-        import urllib.error
-        import urllib.request
+        import http.client
 
-        request = urllib.request.Request(  # noqa: S310 - fixed http://localhost URL
-            self.url,
-            headers={"X-Aws-Parameters-Secrets-Token": os.environ.get("AWS_SESSION_TOKEN", "")},
-        )
+        token = self.environ.get("AWS_SESSION_TOKEN", "")
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                body = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            raise StoreError(f"Extension{exc.code}", "extension refused the read") from None
-        except (OSError, ValueError) as exc:
+            connection.request("GET", self.path, headers={"X-Aws-Parameters-Secrets-Token": token})
+            response = connection.getresponse()
+            status = response.status
+            # Only a 200's body is used: an error answer's body is never waited for.
+            payload = response.read(_MAX_RESPONSE_BYTES + 1) if status == 200 else b""
+        except (http.client.HTTPException, ValueError):
+            raise StoreError("ExtensionBadResponse", "not an HTTP response") from None
+        except OSError as exc:  # refused, reset, timed out
             raise StoreError("ExtensionUnavailable", type(exc).__name__) from None
+        finally:
+            connection.close()
+        if status != 200:
+            raise StoreError(f"Extension{status}", "extension refused the read")
+        if len(payload) > _MAX_RESPONSE_BYTES:
+            raise StoreError("ExtensionBadResponse", "response too large")
         try:
-            value = body["Parameter"]["Value"]
-        except (KeyError, TypeError):
+            value = json.loads(payload)["Parameter"]["Value"]
+        except (ValueError, KeyError, TypeError):
             raise StoreError("ExtensionBadResponse", "no Parameter.Value") from None
         if not isinstance(value, str):
             raise StoreError("ExtensionBadResponse", "value is not a string")
@@ -127,7 +150,9 @@ class SdkReader:
         return str(response["Parameter"]["Value"])
 
 
-def default_reader(name: str, source: str, extension_port: int) -> ParameterReader:
+def default_reader(
+    name: str, source: str, extension_port: int, environ: Any = None
+) -> ParameterReader:
     if source == "extension":
-        return ExtensionReader(name, port=extension_port)
+        return ExtensionReader(name, port=extension_port, environ=environ)
     return SdkReader(name)

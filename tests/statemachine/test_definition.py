@@ -37,12 +37,21 @@ def test_definition_uses_jsonpath_and_only_the_function_placeholder() -> None:
 
 def test_every_task_after_the_lock_releases_it_on_failure() -> None:
     states = json.loads(STATE_MACHINE_FILE.read_text())["States"]
-    before_lock = {"Validate", "AcquireLock", "ReleaseLock", "ReleaseLockAfterFailure"}
+    before_lock = {
+        "Validate",
+        "AcquireLock",
+        "ReleaseLock",
+        "ReleaseLockAfterFailure",
+        "ResetCachesAfterFailure",
+    }
     for name, state in states.items():
         if state["Type"] != "Task" or name in before_lock:
             continue
         catches = [c for c in state.get("Catch", []) if "States.ALL" in c["ErrorEquals"]]
-        assert catches and catches[0]["Next"] == "ReleaseLockAfterFailure", name
+        assert catches and catches[0]["Next"] == "AfterFailure", name
+    # After a revoke step, a failure still empties the caches before the lock is released
+    assert states["AfterFailure"]["Choices"][0]["Next"] == "ResetCachesAfterFailure"
+    assert states["ResetCachesAfterFailure"]["Next"] == "ReleaseLockAfterFailure"
 
 
 def test_no_task_passes_anything_but_state_and_step_names() -> None:

@@ -151,6 +151,7 @@ def test_a_crash_in_any_step_leaves_traffic_flowing_and_a_rerun_completes(
     assert result["status"] == "FAILED"
     assert result["error"] == "SandboxCrashError"
     assert "ReleaseLockAfterFailure" in world.entered_states(arn)
+    assert "ResetCachesAfterFailure" not in world.entered_states(arn)  # nothing was revoked
 
     # And a re-run completes the rotation
     world.edges.finish_deployments()
@@ -344,3 +345,20 @@ def test_a_lock_left_by_a_stopped_execution_is_taken_over(make_world: Any) -> No
     lock = world.step_output(arn, "AcquireLock")["lock"]["result"]
     assert lock["took_over"] == gone.rsplit(":", 1)[-1]
     world.assert_invariants(arn)
+
+
+def test_a_failure_after_revoking_still_refreshes_the_authorizers(make_world: Any) -> None:
+    # Given a revoke all whose function crashes right after it removed the leaked value
+    leaked = generate_token()
+    world = make_world(initial_document=document_with(leaked))
+    assert world.authorize(leaked)
+    world.lambdas.crash_steps["revoke_all"] = "after"
+
+    arn, result = world.run(REVOKE_ALL)
+
+    # Then the execution fails, but the caches were still reset: the leaked value is refused
+    assert result["status"] == "FAILED" and result["error"] == "SandboxCrashError"
+    assert "ResetCachesAfterFailure" in world.entered_states(arn)
+    assert leaked not in {v.decode() for _, v in world.document().accepted()}
+    assert not world.authorize(leaked)
+    world.assert_invariants(arn, revoked=frozenset({leaked}))

@@ -350,13 +350,22 @@ class ProtocolModel(RuleBasedStateMachine):
 
     # -- the workflow ----------------------------------------------------------
     def _fail(self, execution: Execution) -> None:
-        # ReleaseLockAfterFailure: always runs (retried until SSM answers).
+        """The state machine's failure path: after a revoke step, ResetCachesAfterFailure
+        (best effort), then ReleaseLockAfterFailure (retried until SSM answers)."""
+        if execution.program is not PROGRAMS["rotate"]:
+            call = steps.StepCall(execution.name, execution.state, {"fresh_instances": True})
+            try:
+                steps.reset_authorizer_caches(call, SETTINGS, self.ports)
+                reset = True
+            except RotationError:
+                reset = False
+            # A value a revoke step already removed stays revoked (edges still sending it get
+            # 403, the price of revoke all). If the reset could not run, warm instances and
+            # API Gateway's cache may accept it until they expire: checked from then on.
+            since = self.clock.now if reset else self.clock.now + max(MAX_AGE, API_TTL)
+            for value in execution.revoked:
+                self.revoked_done[value] = since
         self.world.lock = None if self.world.lock == execution.name else self.world.lock
-        # A value a revoke step already removed stays revoked (edges still sending it get 403,
-        # the price of revoke all). Without the cache reset that the failure skipped, warm
-        # instances may accept it until their max age: checked from then on.
-        for value in execution.revoked:
-            self.revoked_done[value] = self.clock.now + MAX_AGE
         self.running.remove(execution)
 
     @precondition(lambda self: self.running)

@@ -1,0 +1,384 @@
+"""The authorizer's Lambda handler, as API Gateway calls it (payload 2.0, simple responses)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.unit.fakes import (
+    HEADER,
+    AuthorizerInstance,
+    Tokens,
+    document_json,
+    load_event,
+    request_event,
+)
+
+ALLOW_KEYS = {"isAuthorized", "context"}
+DENY = {"isAuthorized": False}
+
+
+def emf_documents(stdout: str) -> list[dict[str, Any]]:
+    """The EMF metric documents Powertools printed."""
+    documents = []
+    for line in stdout.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            documents.append(json.loads(line))
+    return documents
+
+
+def metric(document: dict[str, Any], name: str) -> float:
+    """The value of one metric in an EMF document (Powertools writes a list of values)."""
+    value = document[name]
+    return float(sum(value)) if isinstance(value, list) else float(value)
+
+
+def log_lines(stdout: str) -> list[dict[str, Any]]:
+    """The structured log lines Powertools printed."""
+    return [
+        json.loads(line)
+        for line in stdout.splitlines()
+        if line.startswith("{") and '"_aws"' not in line
+    ]
+
+
+@pytest.fixture
+def full_document(instance: AuthorizerInstance, tokens: Tokens) -> None:
+    instance.parameter.value = document_json(
+        pending=tokens.pending, current=tokens.current, previous=tokens.previous
+    )
+
+
+# -- allow -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("slot", ["pending", "current", "previous"])
+def test_handler_allows_each_slot_and_names_it_never_the_value(
+    instance: AuthorizerInstance, tokens: Tokens, full_document: None, slot: str
+) -> None:
+    # When CloudFront forwards a request with one of the accepted values
+    response = instance(request_event(tokens.of(slot)))
+
+    # Then it is allowed, and the context says which slot matched
+    assert response == {"isAuthorized": True, "context": {"slot": slot}}
+    assert tokens.of(slot) not in json.dumps(response)
+
+
+def test_handler_allows_a_seed_style_plain_parameter(
+    instance: AuthorizerInstance, tokens: Tokens
+) -> None:
+    instance.parameter.value = tokens.current + "\n"
+
+    assert instance(request_event(tokens.current))["isAuthorized"] is True
+
+
+@pytest.mark.parametrize("name", ["X-Cf-Api-Gateway-Token", "X-CF-API-GATEWAY-TOKEN"])
+def test_handler_matches_the_header_name_in_any_case(
+    instance: AuthorizerInstance, tokens: Tokens, name: str
+) -> None:
+    assert instance(request_event(tokens.current, header=name))["isAuthorized"] is True
+
+
+def test_handler_reads_the_configured_header_name(
+    instance: AuthorizerInstance, tokens: Tokens
+) -> None:
+    # Given an operator who chose another header name, in mixed case
+    instance.environ["ORIGIN_HEADER_NAME"] = "X-Origin-Secret"
+
+    # Then that header is checked, and the default one no longer counts
+    assert instance(request_event(tokens.current, header="x-origin-secret"))["isAuthorized"]
+    assert instance(request_event(tokens.current)) == DENY
+
+
+def test_handler_accepts_a_staged_token_at_once_on_a_warm_instance(
+    instance: AuthorizerInstance, tokens: Tokens
+) -> None:
+    # Given a warm instance
+    assert instance(request_event(tokens.current))["isAuthorized"]
+    instance.clock.advance(2)
+
+    # When a pending value is staged and CloudFront starts sending it
+    instance.parameter.value = document_json(pending=tokens.pending, current=tokens.current)
+
+    # Then the first request with it is allowed
+    assert instance(request_event(tokens.pending)) == {
+        "isAuthorized": True,
+        "context": {"slot": "pending"},
+    }
+
+
+# -- deny ------------------------------------------------------------------------
+
+
+def test_handler_denies_a_value_outside_the_accepted_set(
+    instance: AuthorizerInstance, tokens: Tokens
+) -> None:
+    assert instance(request_event(tokens.pending)) == DENY
+
+
+def test_handler_denies_a_repeated_header_differing_in_case(
+    instance: AuthorizerInstance, tokens: Tokens
+) -> None:
+    # Given two copies of the header, as a client could send next to CloudFront's
+    event = request_event(tokens.current)
+    event["headers"]["X-Cf-Api-Gateway-Token"] = tokens.current
+
+    assert instance(event) == DENY
+
+
+def test_handler_denies_a_comma_joined_value(instance: AuthorizerInstance, tokens: Tokens) -> None:
+    # API Gateway joins a repeated header with commas: a real value plus anything
+    for joined in (
+        f"{tokens.current},{tokens.current}",
+        f"{tokens.current},{tokens.previous}",
+        f"{tokens.current}, attacker",
+        f"attacker,{tokens.current}",
+    ):
+        assert instance(request_event(joined)) == DENY
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("", id="empty"),
+        pytest.param(" ", id="space"),
+        pytest.param(None, id="null"),
+        pytest.param(42, id="int"),
+        pytest.param(["token"], id="list"),
+        pytest.param({"value": "token"}, id="object"),
+        pytest.param(True, id="bool"),
+        pytest.param("x" * 1_048_576, id="1MB"),
+        pytest.param("tökén-ünïcode", id="non-ascii"),
+        pytest.param("\u202e" + "A" * 42, id="bidi-override"),
+        pytest.param("tok\x00en", id="nul"),
+        pytest.param("tok\r\nX-Injected: 1", id="crlf"),
+        pytest.param("tok\ten", id="tab"),
+        pytest.param("\x7f" * 43, id="del"),
+    ],
+)
+def test_handler_denies_malformed_values_without_reading_the_parameter(
+    instance: AuthorizerInstance, tokens: Tokens, value: object
+) -> None:
+    # Given a warm instance
+    assert instance(request_event(tokens.current))["isAuthorized"]
+    reads = instance.parameter.reads
+    instance.clock.advance(5)
+
+    # When a request carries a value no token can be
+    response = instance(request_event(value))
+
+    # Then it is denied, and cost no read of the parameter
+    assert response == DENY
+    assert instance.parameter.reads == reads
+
+
+@pytest.mark.parametrize(
+    "near_miss",
+    [
+        pytest.param(lambda t: t[:-1], id="prefix"),
+        pytest.param(lambda t: t[:1], id="first-char"),
+        pytest.param(lambda t: t + "A", id="extended"),
+        pytest.param(lambda t: t[1:], id="suffix"),
+        pytest.param(lambda t: t.swapcase(), id="case-swapped"),
+        pytest.param(lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"), id="last-char"),
+        pytest.param(lambda t: " " + t, id="leading-space"),
+        pytest.param(lambda t: t + "\n", id="trailing-newline"),
+    ],
+)
+def test_handler_denies_near_misses_of_the_real_value(
+    instance: AuthorizerInstance, tokens: Tokens, full_document: None, near_miss: Any
+) -> None:
+    value = near_miss(tokens.current)
+    assert value != tokens.current
+
+    assert instance(request_event(value)) == DENY
+
+
+def test_handler_denies_a_request_without_the_header(instance: AuthorizerInstance) -> None:
+    event = load_event()
+    del event["headers"][HEADER]
+
+    assert instance(event) == DENY
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        pytest.param({}, id="empty-event"),
+        pytest.param({"headers": None}, id="headers-null"),
+        pytest.param({"headers": {}}, id="headers-empty"),
+        pytest.param({"headers": [[HEADER, "x"]]}, id="headers-list"),
+        pytest.param({"headers": "x-cf-api-gateway-token: x"}, id="headers-string"),
+        pytest.param({"headers": {1: "x", None: "y"}}, id="non-string-keys"),
+        pytest.param(None, id="none"),
+        pytest.param([], id="list"),
+        pytest.param("GET /", id="string"),
+        pytest.param(42, id="int"),
+    ],
+)
+def test_handler_denies_malformed_events(instance: AuthorizerInstance, event: object) -> None:
+    assert instance(event) == DENY
+
+
+def test_handler_denies_without_raising_when_misconfigured(
+    instance: AuthorizerInstance, tokens: Tokens, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an instance whose function has no parameter name configured
+    instance.environ.clear()
+
+    # When requests arrive, with the real value among them
+    responses = [instance(request_event(tokens.current)) for _ in range(3)]
+    instance.clock.advance(60)
+    responses.append(instance(request_event(tokens.current)))
+
+    # Then they are denied, the cause is logged and counted, the store never asked
+    assert responses == [DENY] * 4
+    out = capsys.readouterr().out
+    assert any(line["message"] == "authorizer misconfigured" for line in log_lines(out))
+    metrics = emf_documents(out)
+    assert metrics and metric(metrics[0], "SettingsErrors") == 4
+    assert instance.parameter.reads == 0
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"SSM_PARAMETER_NAME": "  "},
+        {"SSM_PARAMETER_NAME": "/p", "TOKEN_SOURCE": "s3"},
+        {"SSM_PARAMETER_NAME": "/p", "TOKEN_CACHE_MAX_AGE_SECONDS": "a minute"},
+        {"SSM_PARAMETER_NAME": "/p", "TOKEN_REFRESH_MIN_INTERVAL_SECONDS": "0"},
+        {"SSM_PARAMETER_NAME": "/p", "TOKEN_MAX_STALENESS_SECONDS": "1"},
+        {"SSM_PARAMETER_NAME": "/p", "ORIGIN_HEADER_NAME": " "},
+        {"SSM_PARAMETER_NAME": "/p", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": "http"},
+    ],
+)
+def test_handler_denies_each_malformed_setting(
+    instance: AuthorizerInstance, tokens: Tokens, environ: dict[str, str]
+) -> None:
+    instance.environ.clear()
+    instance.environ.update(environ)
+
+    assert instance(request_event(tokens.current)) == DENY
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        RuntimeError("boom"),
+        KeyError("Parameter"),
+        TypeError("bad"),
+        MemoryError(),
+        RecursionError(),
+    ],
+    ids=type,
+)
+def test_handler_denies_when_the_reader_raises_an_unexpected_exception(
+    instance: AuthorizerInstance,
+    tokens: Tokens,
+    failure: BaseException,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a reader that fails in a way no adapter promises
+    instance.parameter.failure = failure
+
+    # When a request arrives, Then it is denied rather than answered with a 500
+    assert instance(request_event(tokens.current)) == DENY
+    logged = log_lines(capsys.readouterr().out)
+    assert [line["error_type"] for line in logged if "error_type" in line] == [
+        type(failure).__name__
+    ]
+
+    # and once the reader works again, the instance serves as usual
+    instance.parameter.failure = None
+    instance.clock.advance(1)
+    assert instance(request_event(tokens.current))["isAuthorized"] is True
+
+
+def test_handler_denies_everything_after_a_long_outage_and_recovers(
+    instance: AuthorizerInstance, tokens: Tokens
+) -> None:
+    from tokens.store import StoreError
+
+    assert instance(request_event(tokens.current))["isAuthorized"]
+    instance.parameter.failure = StoreError("ThrottlingException")
+
+    instance.clock.advance(899)
+    assert instance(request_event(tokens.current))["isAuthorized"] is True
+    instance.clock.advance(2)
+    assert instance(request_event(tokens.current)) == DENY
+
+    instance.parameter.failure = None
+    instance.clock.advance(1)
+    assert instance(request_event(tokens.current))["isAuthorized"] is True
+
+
+# -- observability -----------------------------------------------------------------
+
+
+def test_handler_emits_decision_metrics_once_per_flush_interval(
+    instance: AuthorizerInstance,
+    tokens: Tokens,
+    full_document: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # When an instance serves a mix of requests within one minute
+    for value in (tokens.current, tokens.current, tokens.previous, tokens.pending, "nope", ""):
+        instance(request_event(value))
+    first_minute = emf_documents(capsys.readouterr().out)
+    instance.clock.advance(60)
+    instance(request_event(tokens.current))
+
+    # Then nothing is printed per request, and one EMF document comes at the interval
+    assert first_minute == []
+    (document,) = emf_documents(capsys.readouterr().out)
+    assert document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "originlock"
+    assert metric(document, "Allowed_current") == 3
+    assert metric(document, "Allowed_previous") == 1
+    assert metric(document, "Allowed_pending") == 1
+    assert metric(document, "Denied") == 2
+
+
+def test_handler_never_logs_an_allowed_request(
+    instance: AuthorizerInstance, tokens: Tokens, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for _ in range(100):
+        instance(request_event(tokens.current))
+        instance.clock.advance(0.5)
+
+    assert log_lines(capsys.readouterr().out) == []
+
+
+def test_handler_logs_denials_at_a_bounded_rate(
+    instance: AuthorizerInstance, tokens: Tokens, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When 1,000 bad requests arrive within a second, then one more a second later
+    for _ in range(1000):
+        instance(request_event("not-the-token"))
+        instance.clock.advance(0.0005)
+    instance.clock.advance(1)
+    instance(request_event("not-the-token"))
+
+    # Then two log lines were written, the second counting those it stood for
+    lines = [
+        line for line in log_lines(capsys.readouterr().out) if line["message"] == "request denied"
+    ]
+    assert [line["suppressed_since_last"] for line in lines] == [0, 999]
+    assert {line["reason"] for line in lines} == {"no_match"}
+
+
+def test_handler_counts_unexpected_errors_even_when_every_request_fails(
+    instance: AuthorizerInstance, tokens: Tokens, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a reader that fails unexpectedly on every read
+    instance.parameter.failure = RuntimeError("broken")
+
+    # When requests keep arriving for over a minute
+    for _ in range(62):
+        assert instance(request_event(tokens.current)) == DENY
+        instance.clock.advance(1)
+
+    # Then the failures reach the metrics
+    documents = emf_documents(capsys.readouterr().out)
+    assert documents and metric(documents[0], "AuthorizerErrors") >= 60
