@@ -33,6 +33,8 @@ class Runtime:
 ENVIRON: Mapping[str, str] = os.environ
 _telemetry = Telemetry(flush_interval=60.0, deny_log_interval=1.0)
 _runtime: Runtime | None = None
+# Settings are parsed once per instance; a misconfiguration is reported once, not per request.
+_misconfigured = False
 
 
 def build_runtime(settings: AuthorizerSettings, telemetry: Telemetry) -> Runtime:
@@ -51,11 +53,15 @@ def build_runtime(settings: AuthorizerSettings, telemetry: Telemetry) -> Runtime
 
 
 def _get_runtime() -> Runtime | None:
-    global _runtime, _telemetry
+    global _runtime, _telemetry, _misconfigured
     if _runtime is None:
+        if _misconfigured:
+            _telemetry.count("SettingsErrors")  # counted per request, logged once
+            return None
         try:
             settings = AuthorizerSettings.from_env(ENVIRON)
         except SettingsError as exc:
+            _misconfigured = True
             _telemetry.settings_error(str(exc))
             return None
         _telemetry = Telemetry(settings.metrics_flush_interval, settings.deny_log_interval)
@@ -65,8 +71,9 @@ def _get_runtime() -> Runtime | None:
 
 def reset() -> None:
     """Forget the instance state (tests use this to model a fresh instance)."""
-    global _runtime, _telemetry
+    global _runtime, _telemetry, _misconfigured
     _runtime = None
+    _misconfigured = False
     _telemetry = Telemetry(flush_interval=60.0, deny_log_interval=1.0)
 
 

@@ -24,6 +24,7 @@ from rotate.errors import (
 )
 from rotate.settings import RotateSettings
 from tokens.document import CorruptDocumentError, TokenDocument
+from tokens.store import silence_botocore_body_logs
 
 THROTTLING = {
     "Throttling",
@@ -47,6 +48,10 @@ class _LazyClients:
             import boto3
             from botocore.config import Config
 
+            if service == "ssm":
+                # botocore logs request and response bodies at DEBUG: PutParameter's request
+                # and GetParameter's response carry the token.
+                silence_botocore_body_logs()
             self._clients[service] = boto3.client(
                 service, config=Config(retries={"mode": "standard", "max_attempts": 3})
             )

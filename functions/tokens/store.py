@@ -120,9 +120,11 @@ def ssm_client(**kwargs: Any) -> Any:
 
     silence_botocore_body_logs()
     config = Config(
-        connect_timeout=2,
-        read_timeout=3,
-        retries={"mode": "standard", "max_attempts": 2},
+        # One attempt, at most ~3 s: a failed read is retried by the cache at the next
+        # refresh interval, and the authorizer must answer well within its Lambda timeout.
+        connect_timeout=1,
+        read_timeout=2,
+        retries={"mode": "standard", "max_attempts": 1},
     )
     return botocore.session.get_session().create_client("ssm", config=config, **kwargs)
 

@@ -1,0 +1,135 @@
+"""boto3 adapters of the custom resources' ports, built lazily, failing with typed errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from provision.errors import LiveConfigUnavailableError, StoreUnavailableError
+
+DESCRIPTION = "originlock token document: written by the rotation workflow, never by hand"
+
+
+def _client(service: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=5,
+        read_timeout=20,
+        retries={"mode": "standard", "max_attempts": 5},
+    )
+    return boto3.client(service, config=config)
+
+
+def _code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", type(exc).__name__))
+
+
+class SsmParameterStore:
+    """The token parameter in Parameter Store. Error messages carry codes only."""
+
+    def __init__(self, client: Any = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = _client("ssm")
+        return self._client
+
+    def get(self, name: str) -> str | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.get_parameter(Name=name, WithDecryption=True)
+        except ClientError as exc:
+            if _code(exc) == "ParameterNotFound":
+                return None
+            raise StoreUnavailableError(f"GetParameter failed: {_code(exc)}") from None
+        except BotoCoreError as exc:
+            raise StoreUnavailableError(f"GetParameter failed: {type(exc).__name__}") from None
+        return str(response["Parameter"]["Value"])
+
+    def create(self, name: str, value: str, key_id: str | None) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        kwargs: dict[str, Any] = {
+            "Name": name,
+            "Value": value,
+            "Type": "SecureString",
+            "Overwrite": False,
+            "Tier": "Standard",
+            "Description": DESCRIPTION,
+        }
+        if key_id:
+            kwargs["KeyId"] = key_id
+        try:
+            self.client.put_parameter(**kwargs)
+        except ClientError as exc:
+            if _code(exc) == "ParameterAlreadyExists":
+                return False
+            raise StoreUnavailableError(f"PutParameter failed: {_code(exc)}") from None
+        except BotoCoreError as exc:
+            raise StoreUnavailableError(f"PutParameter failed: {type(exc).__name__}") from None
+        return True
+
+    def delete(self, name: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_parameter(Name=name)
+        except ClientError as exc:
+            if _code(exc) != "ParameterNotFound":
+                raise StoreUnavailableError(f"DeleteParameter failed: {_code(exc)}") from None
+        except BotoCoreError as exc:
+            raise StoreUnavailableError(f"DeleteParameter failed: {type(exc).__name__}") from None
+
+
+class StackDistribution:
+    """The live distribution behind a logical id of the stack being deployed."""
+
+    def __init__(self, cloudformation: Any = None, cloudfront: Any = None) -> None:
+        self._cloudformation = cloudformation
+        self._cloudfront = cloudfront
+
+    def distribution_config(self, stack_id: str, logical_id: str) -> Mapping[str, Any] | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if self._cloudformation is None:
+            self._cloudformation = _client("cloudformation")
+        if self._cloudfront is None:
+            self._cloudfront = _client("cloudfront")
+        try:
+            detail = self._cloudformation.describe_stack_resource(
+                StackName=stack_id, LogicalResourceId=logical_id
+            )["StackResourceDetail"]
+        except ClientError as exc:
+            # ValidationError: the stack has no such resource yet (first create).
+            if _code(exc) == "ValidationError":
+                return None
+            raise LiveConfigUnavailableError(
+                f"DescribeStackResource failed: {_code(exc)}"
+            ) from None
+        except BotoCoreError as exc:
+            raise LiveConfigUnavailableError(
+                f"DescribeStackResource failed: {type(exc).__name__}"
+            ) from None
+        distribution_id = detail.get("PhysicalResourceId")
+        if not distribution_id or detail.get("ResourceStatus") == "DELETE_COMPLETE":
+            return None
+        try:
+            response = self._cloudfront.get_distribution_config(Id=distribution_id)
+        except ClientError as exc:
+            if _code(exc) == "NoSuchDistribution":
+                return None
+            raise LiveConfigUnavailableError(
+                f"GetDistributionConfig failed: {_code(exc)}"
+            ) from None
+        except BotoCoreError as exc:
+            raise LiveConfigUnavailableError(
+                f"GetDistributionConfig failed: {type(exc).__name__}"
+            ) from None
+        config: Mapping[str, Any] = response["DistributionConfig"]
+        return config

@@ -1,0 +1,111 @@
+"""Thin handlers of the two custom resources: decide, then answer CloudFormation.
+
+``token_parameter_handler`` serves ``Custom::OriginlockTokenParameter`` and
+``origin_header_handler`` serves ``Custom::OriginlockOriginHeaderValue``; each runs
+in its own function with its own role. A handler always answers, whatever
+happens: an unanswered request keeps the stack waiting for the service timeout.
+Neither ever logs the event (it holds the pre-signed ResponseURL) nor a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from provision.aws import SsmParameterStore, StackDistribution
+from provision.cloudformation import FAILED, SUCCESS, build_response, send_response
+from provision.errors import ProvisionError
+from provision.logic import (
+    ORIGIN_HEADER_PHYSICAL_ID,
+    LiveDistribution,
+    ParameterStore,
+    origin_header_value,
+    provision_parameter,
+    remove_parameter,
+)
+from tokens.document import fingerprint
+
+logger = Logger(service="provision")
+
+
+@dataclass(frozen=True)
+class Answer:
+    physical_id: str
+    data: Mapping[str, str] = field(default_factory=dict, repr=False)
+    no_echo: bool = False
+
+
+def token_parameter(event: Mapping[str, Any], store: ParameterStore) -> Answer:
+    request_type = event["RequestType"]
+    physical_id = event.get("PhysicalResourceId")
+    if request_type == "Delete":
+        outcome = remove_parameter(physical_id, store)
+        logger.info("token parameter delete", outcome=outcome, physical_id=physical_id)
+        return Answer(physical_id or "")
+    result = provision_parameter(
+        request_type, event.get("ResourceProperties") or {}, physical_id, store
+    )
+    logger.info(
+        "token parameter ready",
+        parameter_name=result.name,
+        adopted=result.adopted,
+        current_fingerprint=result.fingerprint,
+    )
+    return Answer(result.physical_id, result.data())
+
+
+def origin_header(
+    event: Mapping[str, Any], store: ParameterStore, live: LiveDistribution
+) -> Answer:
+    if event["RequestType"] == "Delete":
+        return Answer(ORIGIN_HEADER_PHYSICAL_ID)
+    choice = origin_header_value(
+        event.get("ResourceProperties") or {}, event["StackId"], store, live
+    )
+    logger.info(
+        "origin header value chosen", source=choice.source, fingerprint=fingerprint(choice.value)
+    )
+    return Answer(ORIGIN_HEADER_PHYSICAL_ID, {"Value": choice.value}, no_echo=True)
+
+
+def respond(
+    event: Mapping[str, Any],
+    action: Callable[[], Answer],
+    sender: Callable[[str, Mapping[str, Any]], None] | None = None,
+) -> None:
+    """Run *action* and answer CloudFormation with its outcome; never raise before answering."""
+    # A failed Create still needs a physical id; CloudFormation then sends a
+    # Delete with it, which both resources treat as "nothing to do".
+    fallback_id = event.get("PhysicalResourceId") or f"failed:{event.get('RequestId', '')}"
+    try:
+        answer = action()
+        body = build_response(
+            event, SUCCESS, answer.physical_id, data=answer.data, no_echo=answer.no_echo
+        )
+    except ProvisionError as exc:
+        logger.error("custom resource failed", error_type=type(exc).__name__, error=str(exc))
+        body = build_response(event, FAILED, fallback_id, reason=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # answer whatever happened, with the type only
+        logger.error("custom resource failed", error_type=type(exc).__name__)
+        body = build_response(event, FAILED, fallback_id, reason=type(exc).__name__)
+    (sender or send_response)(event["ResponseURL"], body)
+    logger.info(
+        "custom resource answered",
+        request_type=event.get("RequestType"),
+        resource_type=event.get("ResourceType"),
+        logical_id=event.get("LogicalResourceId"),
+        status=body["Status"],
+    )
+
+
+@logger.inject_lambda_context
+def token_parameter_handler(event: dict[str, Any], context: Any) -> None:
+    respond(event, lambda: token_parameter(event, SsmParameterStore()))
+
+
+@logger.inject_lambda_context
+def origin_header_handler(event: dict[str, Any], context: Any) -> None:
+    respond(event, lambda: origin_header(event, SsmParameterStore(), StackDistribution()))

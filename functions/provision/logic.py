@@ -1,0 +1,250 @@
+"""Decisions of the two custom resources, free of AWS clients.
+
+``Custom::OriginlockTokenParameter`` creates the SecureString token parameter
+(CloudFormation cannot) or adopts an existing one. ``Custom::OriginlockOriginHeaderValue``
+is the drift guard: it tells CloudFormation which value the distribution's origin
+header must carry, so that a deploy never puts back a value the authorizers no
+longer accept. The ports (:class:`ParameterStore`, :class:`LiveDistribution`) are
+passed in; ``provision.aws`` holds the boto3 adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from provision.errors import (
+    BadRequestError,
+    ParameterMissingError,
+    ParameterTakenError,
+    UnusableParameterError,
+)
+from tokens.document import CorruptDocumentError, TokenDocument, generate_token
+
+CREATED = "created"
+ADOPTED = "adopted"
+# The drift guard's physical id: constant, and never a value.
+ORIGIN_HEADER_PHYSICAL_ID = "originlock-origin-header-value"
+
+
+class ParameterStore(Protocol):
+    def get(self, name: str) -> str | None:
+        """The decrypted value, or ``None`` when the parameter does not exist."""
+        ...
+
+    def create(self, name: str, value: str, key_id: str | None) -> bool:
+        """Put a new SecureString; ``False`` when a parameter of that name already exists."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Delete the parameter; a missing one is not an error."""
+        ...
+
+
+class LiveDistribution(Protocol):
+    def distribution_config(self, stack_id: str, logical_id: str) -> Mapping[str, Any] | None:
+        """The live ``DistributionConfig`` of the stack's resource, ``None`` if not created yet."""
+        ...
+
+
+# -- Custom::OriginlockTokenParameter ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParameterOutcome:
+    physical_id: str
+    name: str
+    adopted: bool
+    # Fingerprint of the current value: safe to log, never reversible.
+    fingerprint: str | None
+
+    def data(self) -> dict[str, str]:
+        return {"ParameterName": self.name, "Adopted": "true" if self.adopted else "false"}
+
+
+def physical_id_for(name: str, adopted: bool) -> str:
+    """The physical id records whether the stack owns the parameter: Delete reads it back."""
+    return f"{ADOPTED if adopted else CREATED}:{name}"
+
+
+def parse_physical_id(physical_id: str | None) -> tuple[str, str] | None:
+    """``(mode, name)`` of a physical id made by :func:`physical_id_for`, else ``None``."""
+    if not physical_id:
+        return None
+    mode, sep, name = physical_id.partition(":")
+    if not sep or mode not in (CREATED, ADOPTED) or not name:
+        return None
+    return mode, name
+
+
+def _required(properties: Mapping[str, Any], key: str) -> str:
+    value = properties.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequestError(f"property {key} is missing or empty")
+    return value.strip()
+
+
+def _flag(properties: Mapping[str, Any], key: str, default: bool) -> bool:
+    # CloudFormation hands every scalar property over as a string.
+    value = properties.get(key)
+    if value is None:
+        return default
+    return str(value).strip().lower() in ("true", "1", "yes")
+
+
+def provision_parameter(
+    request_type: str,
+    properties: Mapping[str, Any],
+    physical_id: str | None,
+    store: ParameterStore,
+    new_token: Callable[[], str] = generate_token,
+) -> ParameterOutcome:
+    """Create or adopt the token parameter (``Create`` and ``Update`` requests).
+
+    On ``Update`` with the same parameter name the resource is left as it is (a
+    changed ``KeyId`` applies from the next rotation's write); a new name is
+    handled as a ``Create`` and CloudFormation then deletes the old resource.
+
+    Raises
+    ------
+    BadRequestError
+        ``ParameterName`` is missing.
+    ParameterTakenError
+        The parameter exists and ``AdoptExisting`` is false.
+    UnusableParameterError
+        The existing value is neither a token document nor a usable bare token.
+    """
+    name = _required(properties, "ParameterName")
+    key_id = str(properties.get("KeyId") or "").strip() or None
+    adopt_existing = _flag(properties, "AdoptExisting", default=True)
+    if request_type == "Update":
+        previous = parse_physical_id(physical_id)
+        if previous is not None and previous[1] == name:
+            document = _read_document(store, name)
+            return ParameterOutcome(
+                physical_id=physical_id or physical_id_for(name, previous[0] == ADOPTED),
+                name=name,
+                adopted=previous[0] == ADOPTED,
+                fingerprint=document.fingerprints()["current"] if document else None,
+            )
+    existing = _read_document(store, name)
+    if existing is not None:
+        if not adopt_existing:
+            raise ParameterTakenError(
+                f"parameter {name} already exists and adoptExistingParameter is false"
+            )
+        return ParameterOutcome(
+            physical_id_for(name, adopted=True), name, True, existing.fingerprints()["current"]
+        )
+    document = TokenDocument(current=new_token()).evolve()
+    if not store.create(name, document.to_json(), key_id):
+        # Someone created it between our read and our write: adopt what is there.
+        raced = _read_document(store, name)
+        if raced is None or not adopt_existing:
+            raise ParameterTakenError(f"parameter {name} appeared while it was being created")
+        return ParameterOutcome(
+            physical_id_for(name, adopted=True), name, True, raced.fingerprints()["current"]
+        )
+    return ParameterOutcome(
+        physical_id_for(name, adopted=False), name, False, document.fingerprints()["current"]
+    )
+
+
+def _read_document(store: ParameterStore, name: str) -> TokenDocument | None:
+    raw = store.get(name)
+    if raw is None:
+        return None
+    try:
+        return TokenDocument.parse(raw)
+    except CorruptDocumentError as exc:
+        raise UnusableParameterError(f"parameter {name}: {exc}") from None
+
+
+def remove_parameter(physical_id: str | None, store: ParameterStore) -> str:
+    """Handle ``Delete``: remove a parameter the stack created, keep an adopted one.
+
+    Returns
+    -------
+    str
+        ``"deleted"``, ``"kept"`` (adopted) or ``"nothing"`` (a failed create's id).
+    """
+    parsed = parse_physical_id(physical_id)
+    if parsed is None:
+        return "nothing"
+    mode, name = parsed
+    if mode == ADOPTED:
+        return "kept"
+    store.delete(name)
+    return "deleted"
+
+
+# -- Custom::OriginlockOriginHeaderValue (drift guard) ----------------------------
+
+
+@dataclass(frozen=True)
+class HeaderChoice:
+    # Kept out of repr: the value must never reach a log line.
+    value: str = field(repr=False)
+    # "live": the value the distribution already sends; otherwise the slot chosen
+    # ("current" on first create, for a renamed header or a value no longer accepted).
+    source: str
+
+
+def header_values(distribution_config: Mapping[str, Any], header_name: str) -> list[str]:
+    """Values of *header_name* across the origins of a ``DistributionConfig``, in origin order."""
+    wanted = header_name.lower()
+    values: list[str] = []
+    origins = (distribution_config.get("Origins") or {}).get("Items") or []
+    for origin in origins:
+        headers = (origin.get("CustomHeaders") or {}).get("Items") or []
+        for header in headers:
+            name = header.get("HeaderName")
+            value = header.get("HeaderValue")
+            if isinstance(name, str) and name.lower() == wanted and isinstance(value, str):
+                values.append(value)
+    return values
+
+
+def choose_header_value(document: TokenDocument, live_values: Sequence[str] | None) -> HeaderChoice:
+    """The value CloudFormation must write into the origin header.
+
+    The live value when it is accepted: what CloudFront already sends stays as it
+    is, whatever rotations happened since the last deploy. Otherwise ``current``
+    (first create, a renamed header, or a live value that is no longer accepted).
+    """
+    for value in live_values or ():
+        if document.slot_of(value) is not None:
+            return HeaderChoice(value, "live")
+    for slot in ("current", "pending", "previous"):
+        value = getattr(document, slot)
+        if value is not None:
+            return HeaderChoice(value, slot)
+    raise UnusableParameterError("token document accepts no value")  # parse() forbids it
+
+
+def origin_header_value(
+    properties: Mapping[str, Any],
+    stack_id: str,
+    store: ParameterStore,
+    live: LiveDistribution,
+) -> HeaderChoice:
+    """Handle ``Create``/``Update`` of the drift guard.
+
+    Raises
+    ------
+    ParameterMissingError
+        The token parameter does not exist.
+    LiveConfigUnavailableError
+        From *live*: the distribution exists but cannot be read. The deploy fails
+        rather than guess: a guess could be a value the authorizers reject.
+    """
+    parameter = _required(properties, "ParameterName")
+    header = _required(properties, "HeaderName")
+    logical_id = _required(properties, "DistributionLogicalId")
+    document = _read_document(store, parameter)
+    if document is None:
+        raise ParameterMissingError(f"token parameter {parameter} does not exist")
+    config = live.distribution_config(stack_id, logical_id)
+    live_values = header_values(config, header) if config is not None else None
+    return choose_header_value(document, live_values)

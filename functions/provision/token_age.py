@@ -1,0 +1,59 @@
+"""Token-age probe: publish how long ago the token parameter was last written.
+
+Run on a schedule by the CDK app; an alarm fires when the age passes twice the
+rotation schedule. It reads the parameter's metadata (``ssm:DescribeParameters``),
+never its value. It stands in for a metric the rotate function does not emit yet.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+NAMESPACE = "originlock"
+SERVICE = "token-age"
+METRIC = "TokenAgeSeconds"
+
+
+class ParameterNotFoundError(Exception):
+    """The token parameter does not exist (no datapoint: the alarm treats that as breaching)."""
+
+
+def token_age_seconds(last_modified: datetime, now: datetime) -> float:
+    """Seconds since *last_modified* (never negative: clocks may disagree slightly)."""
+    if last_modified.tzinfo is None:
+        last_modified = last_modified.replace(tzinfo=UTC)
+    return max(0.0, (now - last_modified).total_seconds())
+
+
+def last_modified(client: Any, name: str) -> datetime:
+    """``LastModifiedDate`` of parameter *name*, from its metadata only."""
+    response = client.describe_parameters(
+        ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}]
+    )
+    for parameter in response.get("Parameters", []):
+        if parameter.get("Name") == name:
+            value: datetime = parameter["LastModifiedDate"]
+            return value
+    raise ParameterNotFoundError(f"parameter {name} not found")
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    import boto3
+    from aws_lambda_powertools import Logger, Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    logger = Logger(service=SERVICE)
+    name = os.environ["SSM_PARAMETER_NAME"]
+    try:
+        modified = last_modified(boto3.client("ssm"), name)
+    except ParameterNotFoundError:
+        logger.error("token parameter not found", parameter_name=name)
+        return {"parameter_name": name, "age_seconds": None}
+    age = token_age_seconds(modified, datetime.now(UTC))
+    metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+    metrics.add_metric(name=METRIC, unit=MetricUnit.Seconds, value=age)
+    metrics.flush_metrics()
+    logger.info("token age", parameter_name=name, age_seconds=round(age))
+    return {"parameter_name": name, "age_seconds": round(age)}
