@@ -1,0 +1,1 @@
+"""The originlock CDK app: ``app.py`` composes, one construct per capability."""

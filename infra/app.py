@@ -1,0 +1,67 @@
+"""The originlock CDK app: ``.venv/bin/python infra/app.py`` (cdk.json) composes the stacks.
+
+Synthesis needs no AWS credentials: the account may stay unresolved and the
+region falls back to us-east-1 when neither context nor the CLI names one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+# Run as a script by the CDK CLI: make the repository root importable.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from aws_cdk import App, Environment, Tags, Validations  # noqa: E402
+from cdk_nag import AwsSolutionsChecks  # noqa: E402
+
+from infra.config import AppConfig  # noqa: E402
+from infra.constants import FALLBACK_REGION, WAF_REGION, WAF_STACK_SUFFIX  # noqa: E402
+from infra.stacks import EdgeWafStack, OriginlockStack  # noqa: E402
+
+
+def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) -> App:
+    """Build the app with cdk-nag's AwsSolutions checks registered (they run at synth)."""
+    app = App(context=context, outdir=outdir)
+    config = AppConfig.from_context(app.node.try_get_context)
+    account = config.account or os.environ.get("CDK_DEFAULT_ACCOUNT") or None
+    region = config.region or os.environ.get("CDK_DEFAULT_REGION") or FALLBACK_REGION
+
+    web_acl_arn: str | None = None
+    if config.waf_enabled:
+        waf = EdgeWafStack(
+            app,
+            f"{config.stack_name}{WAF_STACK_SUFFIX}",
+            config=config,
+            env=Environment(account=account, region=WAF_REGION),
+            description="originlock: CloudFront web ACL (us-east-1)",
+        )
+        web_acl_arn = waf.firewall.arn
+    main = OriginlockStack(
+        app,
+        config.stack_name,
+        config=config,
+        web_acl_arn=web_acl_arn,
+        env=Environment(account=account, region=region),
+        # The web ACL's ARN crosses from us-east-1 (CDK writes it to an SSM
+        # parameter there and reads it back here).
+        cross_region_references=config.waf_enabled,
+        description="originlock: HTTP API locked behind CloudFront, with secret rotation",
+    )
+    if config.waf_enabled:
+        main.add_stack_dependency(waf)
+    Tags.of(app).add("project", "originlock")
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return app
+
+
+def main() -> None:
+    build_app().synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Names shared by the CDK app and its tests: one place to change them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_DIR = ROOT / "functions"
+ASL_FILE = ROOT / "statemachine" / "rotation.asl.json"
+# The Lambda asset is functions/ zipped as it is: only build litter is left out.
+ASSET_EXCLUDE = [
+    "**/__pycache__",
+    "**/*.pyc",
+    "**/.pytest_cache",
+    "**/.mypy_cache",
+    "**/.ruff_cache",
+]
+
+DEFAULT_STACK_NAME = "Originlock"
+WAF_STACK_SUFFIX = "EdgeWaf"
+# CloudFront web ACLs (scope CLOUDFRONT) exist only in us-east-1.
+WAF_REGION = "us-east-1"
+# Only when neither context nor the CLI names a region (offline synth).
+FALLBACK_REGION = "us-east-1"
+
+# The AWS-managed Powertools for AWS Lambda (Python) v3 layer.
+POWERTOOLS_LAYER_ACCOUNT = "017000801446"
+POWERTOOLS_LAYER_NAME = "AWSLambdaPowertoolsPythonV3-python313-arm64"
+POWERTOOLS_LAYER_VERSION = 27
+
+AUTHORIZER_HANDLER = "authorizer.handler.lambda_handler"
+ROTATE_HANDLER = "rotate.handler.lambda_handler"
+PARAMETER_PROVIDER_HANDLER = "provision.handler.token_parameter_handler"
+HEADER_PROVIDER_HANDLER = "provision.handler.origin_header_handler"
+AGE_PROBE_HANDLER = "provision.token_age.lambda_handler"
+
+PARAMETER_RESOURCE_TYPE = "Custom::OriginlockTokenParameter"
+HEADER_RESOURCE_TYPE = "Custom::OriginlockOriginHeaderValue"
+# Stands in for the origin header value in the drift guard's copy of the
+# distribution configuration (the real value would be a reference to itself).
+HEADER_VALUE_PLACEHOLDER = "<origin header value>"
+
+METRICS_NAMESPACE = "originlock"
+AUTHORIZER_SERVICE = "authorizer"
+ROTATE_SERVICE = "rotate"
+AGE_PROBE_SERVICE = "token-age"
+AGE_METRIC = "TokenAgeSeconds"
+DENIED_METRIC = "Denied"
+
+API_STAGE = "$default"
+
+SCHEDULE_INPUT: dict[str, Any] = {
+    "mode": "rotate",
+    "trigger": "schedule",
+    "reason": "scheduled rotation",
+    "requested_by": "eventbridge-scheduler",
+}
+
+# cdk.json carries the same defaults; these apply when a key is absent (tests).
+CONTEXT_DEFAULTS: dict[str, Any] = {
+    "stackName": DEFAULT_STACK_NAME,
+    "account": "",
+    "region": "",
+    "headerName": "x-cf-api-gateway-token",
+    "parameterName": "/originlock/origin-token",
+    "adoptExistingParameter": True,
+    "kmsKeyArn": "",
+    "createKey": False,
+    "rotationSchedule": "rate(7 days)",
+    "rotationEnabled": True,
+    "drainSeconds": 300,
+    "pollIntervalSeconds": 30,
+    "deployTimeoutSeconds": 1800,
+    "authorizerCacheTtlSeconds": 300,
+    "authorizerReservedConcurrency": 50,
+    "authorizerTokenMaxAgeSeconds": 60,
+    "authorizerRefreshIntervalSeconds": 1,
+    "backendUrl": "",
+    "wafEnabled": True,
+    "wafRateLimit": 2000,
+    "alarmEmail": "",
+    "tokenMaxAgeSeconds": 0,
+    "powertoolsLayerVersion": POWERTOOLS_LAYER_VERSION,
+}

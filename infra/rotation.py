@@ -1,0 +1,207 @@
+"""The rotation workflow: the state machine from statemachine/, the rotate function, the schedule.
+
+The state machine is the very file the sandbox runs (``DefinitionBody.from_file``
+plus one substitution). Its logs keep no execution data: payloads carry
+fingerprints, and this is the second line of defence.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as targets
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.config import AppConfig
+from infra.constants import (
+    API_STAGE,
+    ASL_FILE,
+    METRICS_NAMESPACE,
+    ROTATE_HANDLER,
+    ROTATE_SERVICE,
+    SCHEDULE_INPUT,
+)
+from infra.lambdas import LOG_RETENTION, PythonFunction, acknowledge, nag_arn
+from infra.lockdown_api import LockdownApi
+from infra.token_parameter import TokenParameter
+
+
+class RotationWorkflow(Construct):
+    """Rotate function, state machine and the EventBridge Scheduler schedule."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        token: TokenParameter,
+        api: LockdownApi,
+        distribution_id: str,
+        distribution_arn: str,
+        cloudfront_url: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        # A literal name: the rotate function's policy names this state machine's
+        # executions, and the state machine names the function (no cycle).
+        self.state_machine_name = f"{stack.stack_name}-rotation"
+        authorizer = api.authorizer.function
+
+        self.rotate = PythonFunction(
+            self,
+            "Rotate",
+            handler=ROTATE_HANDLER,
+            description="originlock: the steps of the rotation workflow",
+            environment={
+                "SSM_PARAMETER_NAME": token.name,
+                "LOCK_PARAMETER_NAME": config.lock_parameter_name,
+                "DISTRIBUTION_ID": distribution_id,
+                "ORIGIN_HEADER_NAME": config.header_name,
+                "API_ID": api.api.api_id,
+                "API_STAGE": API_STAGE,
+                "AUTHORIZER_FUNCTION_NAME": authorizer.function_name,
+                "AUTHORIZER_REFRESH_INTERVAL_SECONDS": str(
+                    config.authorizer_refresh_interval_seconds
+                ),
+                "AUTHORIZER_MAX_AGE_SECONDS": str(config.authorizer_token_max_age_seconds),
+                "POLL_INTERVAL_SECONDS": str(config.poll_interval_seconds),
+                "DEPLOY_TIMEOUT_SECONDS": str(config.deploy_timeout_seconds),
+                "DRAIN_SECONDS": str(config.drain_seconds),
+                "PROBE_URL": cloudfront_url,
+                "API_URL": api.url,
+                "POWERTOOLS_SERVICE_NAME": ROTATE_SERVICE,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            },
+            powertools_version=config.powertools_layer_version,
+            # A revoke waits up to 60 s for the authorizer's configuration update.
+            timeout=Duration.minutes(3),
+        )
+        if token.key is not None:
+            self.rotate.function.add_environment("KMS_KEY_ID", token.key.key_arn)
+        self._grant_rotate(token, api, distribution_arn)
+
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/vendedlogs/states/{self.state_machine_name}",
+            retention=LOG_RETENTION,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=self.state_machine_name,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_file(str(ASL_FILE)),
+            definition_substitutions={"RotateFunctionArn": self.rotate.function.function_arn},
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=self.log_group,
+                level=sfn.LogLevel.ALL,
+                include_execution_data=False,
+            ),
+        )
+        # The ASL invokes the unqualified function: no versions or aliases (":*").
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"], resources=[self.rotate.function.function_arn]
+            )
+        )
+        acknowledge(
+            self.state_machine,
+            (
+                "AwsSolutions-IAM5[Resource::*]",
+                "X-Ray trace segments and CloudWatch Logs delivery APIs support no "
+                "resource-level permissions (CDK's tracing and logging grants).",
+            ),
+        )
+
+        self.schedule = scheduler.Schedule(
+            self,
+            "Schedule",
+            schedule_name=self.state_machine_name,
+            description="originlock: scheduled rotation of the origin secret",
+            schedule=scheduler.ScheduleExpression.expression(config.rotation_schedule),
+            target=targets.StepFunctionsStartExecution(
+                self.state_machine,
+                input=scheduler.ScheduleTargetInput.from_object(SCHEDULE_INPUT),
+                retry_attempts=3,
+            ),
+            enabled=config.rotation_enabled,
+        )
+
+    def _grant_rotate(
+        self,
+        token: TokenParameter,
+        api: LockdownApi,
+        distribution_arn: str,
+    ) -> None:
+        stack = Stack.of(self)
+        role = self.rotate.role
+        token.grant_read_write(role)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter"],
+                resources=[token.lock_arn, token.lock_takeover_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "cloudfront:GetDistribution",
+                    "cloudfront:GetDistributionConfig",
+                    "cloudfront:UpdateDistribution",
+                ],
+                resources=[distribution_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["apigateway:DELETE"],
+                # ResetAuthorizersCache on this API's stage only.
+                resources=[
+                    f"arn:{Aws.PARTITION}:apigateway:{Aws.REGION}::/apis/{api.api.api_id}"
+                    f"/stages/{API_STAGE}/cache/authorizers"
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration"],
+                resources=[api.authorizer.function.function_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution"],
+                resources=[
+                    stack.format_arn(
+                        service="states",
+                        resource="execution",
+                        resource_name=f"{self.state_machine_name}:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        acknowledge(
+            role,
+            (
+                "AwsSolutions-IAM5[Resource::"
+                + nag_arn(self, "arn:{partition}:ssm:{region}:{account}:parameter/")
+                + f"{token.name.lstrip('/')}.lock.takeover.*]",
+                "Takeover markers of the rotation lock get a run-time suffix; the "
+                "prefix is this deployment's lock parameter.",
+            ),
+            (
+                "AwsSolutions-IAM5[Resource::"
+                + nag_arn(self, "arn:{partition}:states:{region}:{account}:execution:")
+                + f"{self.state_machine_name}:*]",
+                "DescribeExecution on this state machine's executions only (the stale-lock "
+                "check); execution names are made at run time.",
+            ),
+        )

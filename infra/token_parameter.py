@@ -1,0 +1,101 @@
+"""The token parameter: a SecureString that CloudFormation cannot create, so a custom resource does.
+
+``Custom::OriginlockTokenParameter`` puts a fresh token document on create, or
+adopts an existing parameter as it is (a blog-style bare value included). On
+delete it removes a parameter it created and keeps one it adopted. The template
+carries the parameter's name, never its value.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, CustomResource, Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from infra.config import AppConfig
+from infra.constants import PARAMETER_PROVIDER_HANDLER, PARAMETER_RESOURCE_TYPE
+from infra.lambdas import PythonFunction
+
+
+def parameter_arn(scope: Construct, name: str) -> str:
+    """ARN of a parameter by name (a leading slash is not repeated in the ARN)."""
+    return Stack.of(scope).format_arn(
+        service="ssm",
+        resource="parameter",
+        resource_name=name.lstrip("/"),
+        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+    )
+
+
+class TokenParameter(Construct):
+    """The SecureString token parameter and the custom resource that provisions it."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        key: kms.IKey | None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.name = config.parameter_name
+        self.key = key
+        self.arn = parameter_arn(self, self.name)
+        self.lock_arn = parameter_arn(self, config.lock_parameter_name)
+        # Takeover markers of the rotation lock: their suffix is made at run time.
+        self.lock_takeover_arn = parameter_arn(self, f"{config.lock_parameter_name}.takeover.*")
+
+        self.provider = PythonFunction(
+            self,
+            "Provider",
+            handler=PARAMETER_PROVIDER_HANDLER,
+            description="originlock: creates or adopts the token parameter (custom resource)",
+            environment={"POWERTOOLS_SERVICE_NAME": "provision"},
+            powertools_version=config.powertools_layer_version,
+            timeout=Duration.minutes(2),
+        )
+        self.provider.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter"],
+                resources=[self.arn],
+            )
+        )
+        if key is not None:
+            key.grant(self.provider.role, "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey")
+
+        properties: dict[str, str] = {
+            "ParameterName": self.name,
+            "AdoptExisting": "true" if config.adopt_existing_parameter else "false",
+        }
+        if key is not None:
+            properties["KeyId"] = key.key_arn
+        self.resource = CustomResource(
+            self,
+            "Resource",
+            service_token=self.provider.function.function_arn,
+            resource_type=PARAMETER_RESOURCE_TYPE,
+            properties=properties,
+            service_timeout=Duration.minutes(5),
+        )
+        # The role's policy must exist before CloudFormation calls the function.
+        self.resource.node.add_dependency(self.provider.role)
+
+    def grant_read(self, grantee: iam.IGrantable) -> None:
+        """``ssm:GetParameter`` on this one parameter (and decrypt with its key, if any)."""
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[self.arn])
+        )
+        if self.key is not None:
+            self.key.grant_decrypt(grantee)
+
+    def grant_read_write(self, grantee: iam.IGrantable) -> None:
+        """``ssm:GetParameter``/``PutParameter`` on this one parameter (and its key, if any)."""
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["ssm:GetParameter", "ssm:PutParameter"], resources=[self.arn]
+            )
+        )
+        if self.key is not None:
+            self.key.grant(grantee, "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey")

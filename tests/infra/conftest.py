@@ -1,0 +1,182 @@
+"""Synthesize the CDK app once per session, offline, in two configurations.
+
+* ``synth``: cdk.json's defaults in eu-west-1 (so the web ACL crosses regions),
+  with an alarm e-mail.
+* ``variant``: no WAF, a customer managed key, an existing backend URL, a cron
+  schedule, no reserved concurrency, and no region at all (the offline fallback).
+
+Both synthesize under moto with the token parameter seeded with a known value:
+if anything read it at synth time, the secret scan would find it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from aws_cdk import App
+from aws_cdk.assertions import Template
+from moto import mock_aws
+
+from infra.app import build_app
+from infra.config import AppConfig
+from infra.constants import ROOT, WAF_STACK_SUFFIX
+from infra.stacks import EdgeWafStack, OriginlockStack
+from tokens.document import TokenDocument, generate_token
+
+CDK_JSON = ROOT / "cdk.json"
+ACCOUNT = "111111111111"
+CLI_ENVIRONMENT = ("CDK_DEFAULT_REGION", "CDK_DEFAULT_ACCOUNT")
+MAIN_CONTEXT = {"region": "eu-west-1", "account": ACCOUNT, "alarmEmail": "ops@example.com"}
+VARIANT_CONTEXT = {
+    "wafEnabled": "false",
+    "createKey": "true",
+    "backendUrl": "https://backend.example.com/app",
+    "rotationSchedule": "cron(0 3 ? * MON *)",
+    "tokenMaxAgeSeconds": "1209600",
+    "authorizerReservedConcurrency": "0",
+}
+
+
+@dataclass
+class Synth:
+    app: App
+    config: AppConfig
+    main: OriginlockStack
+    waf: EdgeWafStack | None
+    outdir: Path
+    # The value seeded into (moto's) token parameter before synthesis.
+    seeded_token: str
+
+    @property
+    def template(self) -> Template:
+        return Template.from_stack(self.main)
+
+    @property
+    def waf_template(self) -> Template:
+        assert self.waf is not None
+        return Template.from_stack(self.waf)
+
+    def json(self) -> dict[str, Any]:
+        return dict(self.template.to_json())
+
+    def waf_json(self) -> dict[str, Any]:
+        return dict(self.waf_template.to_json())
+
+    def templates(self) -> list[Path]:
+        return sorted(self.outdir.glob("*.template.json"))
+
+    def logical_id(self, construct: Any) -> str:
+        cfn = getattr(construct, "node", None) and construct.node.default_child
+        target = cfn if cfn is not None else construct
+        return str(self.main.resolve(self.main.get_logical_id(target)))
+
+    def resource(self, construct: Any) -> dict[str, Any]:
+        resources: dict[str, Any] = self.json()["Resources"]
+        return resources[self.logical_id(construct)]  # type: ignore[no-any-return]
+
+
+def cdk_json_context() -> dict[str, Any]:
+    context: dict[str, Any] = json.loads(CDK_JSON.read_text())["context"]
+    return dict(context)
+
+
+def synthesize(overrides: dict[str, Any], outdir: Path) -> Synth:
+    context = {**cdk_json_context(), **overrides}
+    config = AppConfig.from_context(context.get)
+    seeded = generate_token()
+    saved = {
+        key: os.environ.pop(key, None) for key in ("CDK_DEFAULT_REGION", "CDK_DEFAULT_ACCOUNT")
+    }
+    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    try:
+        with mock_aws():
+            for region in ("eu-west-1", "us-east-1"):
+                boto3.client(
+                    "ssm",
+                    region_name=region,
+                    aws_access_key_id="testing",
+                    aws_secret_access_key="testing",
+                ).put_parameter(
+                    Name=config.parameter_name,
+                    Value=TokenDocument(current=seeded).evolve().to_json(),
+                    Type="SecureString",
+                )
+            app = build_app(context=context, outdir=str(outdir))
+            app.synth()
+    finally:
+        for key, value in saved.items():
+            if value is not None:
+                os.environ[key] = value
+    main = app.node.find_child(config.stack_name)
+    assert isinstance(main, OriginlockStack)
+    waf = app.node.try_find_child(f"{config.stack_name}{WAF_STACK_SUFFIX}")
+    assert waf is None or isinstance(waf, EdgeWafStack)
+    return Synth(app, config, main, waf, outdir, seeded)
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+    yield synthesize(MAIN_CONTEXT, tmp_path_factory.mktemp("cdk-main"))
+
+
+@pytest.fixture(scope="session")
+def variant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+    yield synthesize(VARIANT_CONTEXT, tmp_path_factory.mktemp("cdk-variant"))
+
+
+def of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == resource_type
+    }
+
+
+def policy_statements(template: dict[str, Any], role_logical_id: str) -> list[dict[str, Any]]:
+    """Every statement granted to a role: attached AWS::IAM::Policy documents and inline ones."""
+    statements: list[dict[str, Any]] = []
+    for resource in of_type(template, "AWS::IAM::Policy").values():
+        if {"Ref": role_logical_id} in resource["Properties"].get("Roles", []):
+            statements += resource["Properties"]["PolicyDocument"]["Statement"]
+    role = template["Resources"][role_logical_id]["Properties"]
+    for inline in role.get("Policies", []):
+        statements += inline["PolicyDocument"]["Statement"]
+    return statements
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def flatten(value: Any) -> str:
+    """A resource expression as text: Fn::Join parts concatenated, intrinsics as <...>."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        if "Fn::Join" in value:
+            separator, parts = value["Fn::Join"]
+            return str(separator).join(flatten(part) for part in parts)
+        if "Ref" in value:
+            return f"<{value['Ref']}>"
+        if "Fn::GetAtt" in value:
+            return f"<{'.'.join(value['Fn::GetAtt'])}>"
+        if "Fn::Sub" in value:
+            return str(value["Fn::Sub"])
+    return json.dumps(value, sort_keys=True)
+
+
+def grants(template: dict[str, Any], role_logical_id: str) -> dict[frozenset[str], list[str]]:
+    """``{actions: [resources as text]}`` for a role, ignoring its own log group."""
+    result: dict[frozenset[str], list[str]] = {}
+    for statement in policy_statements(template, role_logical_id):
+        assert statement["Effect"] == "Allow"
+        actions = frozenset(as_list(statement["Action"]))
+        result.setdefault(actions, []).extend(flatten(r) for r in as_list(statement["Resource"]))
+    return result

@@ -1,0 +1,78 @@
+"""Context parsing: strings from ``-c key=value``, defaults from cdk.json, refusals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.config import AppConfig, ConfigError, rate_seconds
+from infra.constants import CONTEXT_DEFAULTS
+from tests.infra.conftest import cdk_json_context
+
+pytestmark = pytest.mark.infra
+
+
+def config(**context: Any) -> AppConfig:
+    return AppConfig.from_context(context.get)
+
+
+def test_cdk_json_and_code_defaults_agree() -> None:
+    # Given cdk.json's context (minus CDK feature flags)
+    from_file = {k: v for k, v in cdk_json_context().items() if not k.startswith("@")}
+    # Then it names exactly the settings the code knows, with the same defaults
+    assert from_file == CONTEXT_DEFAULTS
+
+
+def test_defaults() -> None:
+    defaults = config()
+    assert defaults.header_name == "x-cf-api-gateway-token"
+    assert defaults.rotation_schedule == "rate(7 days)"
+    assert defaults.drain_seconds == 300
+    assert defaults.authorizer_cache_ttl_seconds == 300
+    assert defaults.waf_enabled is True
+    assert defaults.backend_url == ""
+    # Twice the schedule.
+    assert defaults.token_max_age_seconds == 14 * 86400
+    assert defaults.lock_parameter_name == "/originlock/origin-token.lock"
+
+
+def test_command_line_strings_are_parsed() -> None:
+    parsed = config(
+        wafEnabled="false",
+        createKey="true",
+        drainSeconds="600",
+        headerName="X-Origin-Secret",
+        rotationSchedule="rate(1 day)",
+    )
+    assert parsed.waf_enabled is False and parsed.create_key is True
+    assert parsed.drain_seconds == 600
+    assert parsed.header_name == "x-origin-secret"
+    assert parsed.token_max_age_seconds == 2 * 86400
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"headerName": "bad header"}, "headerName"),
+        ({"parameterName": "no spaces allowed"}, "parameterName"),
+        ({"rotationSchedule": "every week"}, "rotationSchedule"),
+        ({"rotationSchedule": "rate(7 weeks)"}, "rotationSchedule"),
+        ({"rotationSchedule": "cron(0 3 ? * MON *)"}, "tokenMaxAgeSeconds"),
+        ({"authorizerCacheTtlSeconds": "3601"}, "authorizerCacheTtlSeconds"),
+        ({"wafEnabled": "maybe"}, "wafEnabled"),
+        ({"kmsKeyArn": "arn:aws:kms:eu-west-1:1:key/x", "createKey": True}, "mutually"),
+        ({"backendUrl": "ftp://backend"}, "backendUrl"),
+        ({"authorizerRefreshIntervalSeconds": 120}, "authorizerRefreshIntervalSeconds"),
+    ],
+)
+def test_bad_context_is_refused_by_name(context: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config(**context)
+
+
+def test_rate_seconds() -> None:
+    assert rate_seconds("rate(7 days)") == 604800
+    assert rate_seconds("rate(1 hour)") == 3600
+    assert rate_seconds("rate(30 minutes)") == 1800
+    assert rate_seconds("cron(0 3 ? * MON *)") is None

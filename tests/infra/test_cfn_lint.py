@@ -1,0 +1,37 @@
+"""cfn-lint: no error in any synthesized template."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.infra.conftest import Synth
+
+pytestmark = pytest.mark.infra
+
+CFN_LINT = Path(sys.executable).with_name("cfn-lint")
+# W3005 (DependsOn already implied by a GetAtt): CDK makes a function depend on its
+# role's policy and role explicitly, so the policy exists before the first call.
+ACCEPTED_WARNINGS = {"W3005"}
+
+
+def test_every_template_lints_clean(synth: Synth, variant: Synth) -> None:
+    templates = [*synth.templates(), *variant.templates()]
+    assert len(templates) == 3  # main + web ACL, and the variant without WAF
+    completed = subprocess.run(
+        [str(CFN_LINT), "--format", "json", *map(str, templates)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    findings = json.loads(completed.stdout or "[]")
+    errors = [f for f in findings if f["Level"] == "Error"]
+    assert errors == []
+    assert {f["Rule"]["Id"] for f in findings} <= ACCEPTED_WARNINGS
+    # Exit status bits: 2 errors, 4 warnings, 8 informational.
+    assert completed.returncode & 2 == 0, completed.stderr

@@ -1,0 +1,83 @@
+"""No IAM wildcard anywhere but the few AWS forces, each one acknowledged with its reason."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from tests.infra.conftest import Synth, as_list, flatten, of_type, policy_statements
+
+pytestmark = pytest.mark.infra
+
+# (role path fragment, actions, resource pattern): the wildcards AWS forces.
+ALLOWED_WILDCARDS: list[tuple[str, frozenset[str] | None, str]] = [
+    # X-Ray and CloudWatch Logs vended delivery have no resource-level permissions.
+    ("RotationStateMachineRole", None, r"^\*$"),
+    # ssm:DescribeParameters has no resource-level permissions (metadata, no value).
+    ("MonitoringTokenAgeProbeRole", frozenset({"ssm:DescribeParameters"}), r"^\*$"),
+    # Takeover markers of the rotation lock get a run-time suffix.
+    ("RotationRotateRole", None, r":parameter/originlock/origin-token\.lock\.takeover\.\*$"),
+    # This state machine's executions (names made at run time).
+    ("RotationRotateRole", frozenset({"states:DescribeExecution"}), r":Originlock-rotation:\*$"),
+    # The drift guard reads a distribution that does not exist when its policy is written.
+    (
+        "EdgeOriginHeaderValueProviderRole",
+        frozenset({"cloudfront:GetDistributionConfig"}),
+        r":distribution/\*$",
+    ),
+    # CDK's cross-region reference providers: this app's export parameters only.
+    ("CustomCrossRegionExport", None, r":parameter/cdk/exports/(Originlock/)?\*$"),
+]
+
+
+def wildcard_grants(template: dict[str, Any]) -> list[tuple[str, frozenset[str], str]]:
+    found = []
+    for role_id in of_type(template, "AWS::IAM::Role"):
+        for statement in policy_statements(template, role_id):
+            actions = frozenset(as_list(statement["Action"]))
+            for resource in as_list(statement["Resource"]):
+                text = flatten(resource)
+                if "*" in text:
+                    found.append((role_id, actions, text))
+    return found
+
+
+def allowed(role_id: str, actions: frozenset[str], resource: str) -> bool:
+    return any(
+        fragment in role_id
+        and (wanted is None or actions == wanted)
+        and re.search(pattern, resource)
+        for fragment, wanted, pattern in ALLOWED_WILDCARDS
+    )
+
+
+@pytest.mark.parametrize("which", ["synth", "variant"])
+def test_every_wildcard_resource_is_one_aws_forces(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    synthesized: Synth = request.getfixturevalue(which)
+    for path in synthesized.templates():
+        template = json.loads(path.read_text())
+        for role_id, actions, resource in wildcard_grants(template):
+            assert allowed(role_id, actions, resource), (path.name, role_id, actions, resource)
+
+
+@pytest.mark.parametrize("which", ["synth", "variant"])
+def test_no_action_wildcards(which: str, request: pytest.FixtureRequest) -> None:
+    synthesized: Synth = request.getfixturevalue(which)
+    for path in synthesized.templates():
+        template = json.loads(path.read_text())
+        for role_id in of_type(template, "AWS::IAM::Role"):
+            for statement in policy_statements(template, role_id):
+                for action in as_list(statement["Action"]):
+                    assert "*" not in action, (path.name, role_id, action)
+
+
+def test_our_roles_attach_no_managed_policy(synth: Synth) -> None:
+    for role_id, role in of_type(synth.json(), "AWS::IAM::Role").items():
+        if role_id.startswith("CustomCrossRegionExport"):
+            continue  # CDK's own provider (AWSLambdaBasicExecutionRole)
+        assert "ManagedPolicyArns" not in role["Properties"], role_id
