@@ -1,0 +1,373 @@
+"""``originlock``: rotate, revoke and inspect the origin secret, on AWS or in the sandbox.
+
+The same commands, the same code path, two kinds of target (see :mod:`originlock.target`)::
+
+    originlock --stack Originlock --profile prod status
+    originlock --sandbox rotate --wait
+
+Every error ends as one line on stderr and a non-zero exit (1; 2 for a usage error), never a
+traceback. Nothing printed, in any format, contains a token value: fingerprints only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from typer.core import TyperGroup
+
+from originlock import operations, render
+from originlock.errors import describe_error
+from originlock.target import Target, TargetOptions, resolve, sandbox_file
+
+DEBUG_ENV = "ORIGINLOCK_DEBUG"  # set to 1 to see tracebacks (never in production output)
+
+REVOKE_ALL_EXPLANATION = (
+    "Revoke all replaces the origin secret now and stops accepting every earlier value "
+    "(current and previous) right after CloudFront is told to switch. Until CloudFront reports "
+    "Deployed (usually within 5 minutes, sometimes 15 to 20), edges that have not switched yet "
+    "still send the revoked value and their requests get 403 Forbidden: that is the price of "
+    "an emergency. For a routine change use `originlock rotate`, which refuses no request."
+)
+REVOKE_PREVIOUS_EXPLANATION = (
+    "Revoke previous drops the previous value now. CloudFront no longer sends it, so no "
+    "legitimate request is refused."
+)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """One line on stderr, then exit: the shape of every error of this CLI."""
+    sys.stderr.write(f"error: {' '.join(message.split())}\n")
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+class OneLineErrors(TyperGroup):
+    """Turns every exception, usage errors included, into one line on stderr.
+
+    ``CliRunner`` calls ``main`` as well, so the tests see exactly what a user sees.
+    """
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        code = 0
+        try:
+            result = super().main(
+                args=args,
+                prog_name=prog_name,
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
+            )
+            code = result if isinstance(result, int) else 0
+        except typer.Abort:
+            fail("aborted")
+        except typer.TyperException as exc:  # usage errors: typer's own click
+            message = exc.format_message()
+            if not message:  # no arguments: the help was printed
+                raise SystemExit(exc.exit_code) from None
+            fail(f"{message} (see originlock --help)", exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except SystemExit:
+            raise
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV) == "1":
+                raise
+            fail(describe_error(exc))
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    cls=OneLineErrors,
+    name="originlock",
+    help="Rotate and revoke the CloudFront origin secret of an HTTP API, without dropping a "
+    "request. On AWS (--stack) or in the local sandbox (--sandbox).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object (for scripts) instead of text.")
+]
+WaitOption = Annotated[
+    bool, typer.Option("--wait", help="Follow the execution step by step until it ends.")
+]
+ReasonOption = Annotated[
+    str, typer.Option("--reason", help="Why: recorded in the execution's input.")
+]
+
+
+class Scope(StrEnum):
+    previous = "previous"
+    all = "all"
+
+
+def _console(stderr: bool = False) -> Console:
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        console.width = 140  # a log or a pipe: no reason to wrap at 80 columns
+    return console
+
+
+def _out() -> Console:
+    return _console()
+
+
+def _err() -> Console:
+    return _console(stderr=True)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="AWS profile (standard credential chain).")
+    ] = None,
+    region: Annotated[str | None, typer.Option("--region", help="AWS region.")] = None,
+    stack: Annotated[
+        str | None,
+        typer.Option(
+            "--stack",
+            envvar="ORIGINLOCK_STACK",
+            help="CloudFormation stack whose outputs name the resources.",
+        ),
+    ] = None,
+    sandbox: Annotated[
+        bool,
+        typer.Option("--sandbox", help="Operate on the local sandbox (`originlock sandbox`)."),
+    ] = False,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint-url",
+            envvar="ORIGINLOCK_ENDPOINT_URL",
+            help="An AWS-compatible endpoint (the sandbox's moto URL, for instance).",
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = TargetOptions(
+        profile=profile, region=region, stack=stack, sandbox=sandbox, endpoint_url=endpoint_url
+    )
+
+
+def _target(ctx: typer.Context) -> Target:
+    options = ctx.find_root().obj
+    return resolve(options if isinstance(options, TargetOptions) else TargetOptions())
+
+
+# -- rotate and revoke --------------------------------------------------------------------------
+def _run(
+    target: Target, mode: str, scope: str | None, wait: bool, as_json: bool, reason: str
+) -> None:
+    started = operations.start(target, mode, scope=scope, reason=reason)
+    what = f"{mode} {scope}" if scope else mode
+    if not wait:
+        if as_json:
+            _print_json(
+                {"execution_arn": started.execution_arn, "name": started.name, "status": "RUNNING"}
+            )
+        else:
+            _out().print(
+                f"started {what}: {started.name}\n"
+                f"follow it with `originlock status`, or next time add --wait"
+            )
+        return
+    interval = 0.5 if target.local else 2.0
+    try:
+        if as_json:
+            outcome = operations.watch(target, started.execution_arn, interval=interval)
+        else:
+            outcome = _watch_visibly(target, started, what, interval)
+    except KeyboardInterrupt:
+        fail(f"stopped watching {started.name}; it keeps running (`originlock status`)", 130)
+    result = outcome.to_json()
+    if outcome.succeeded:
+        result["token"] = operations.token_status(operations.read_document(target))
+    if as_json:
+        _print_json(result)
+    elif outcome.succeeded:
+        token = result["token"]
+        _out().print(
+            f"[green]{render.outcome_line(outcome)}[/]: current {token['fingerprints']['current']}"
+            f", generation {token['generation']}"
+        )
+    if not outcome.succeeded:
+        fail(render.outcome_line(outcome))
+
+
+def _watch_visibly(
+    target: Target, started: operations.Started, what: str, interval: float
+) -> operations.Outcome:
+    console = _out()
+    console.print(f"{what}: {started.name} on {target.description}")
+    if not console.is_terminal:
+        return operations.watch(
+            target, started.execution_arn, render.StepPrinter(console), interval=interval
+        )
+    with Live(console=console, refresh_per_second=8, transient=False) as live:
+        return operations.watch(
+            target,
+            started.execution_arn,
+            lambda outcome: live.update(render.steps_table(outcome)),
+            interval=interval,
+        )
+
+
+@app.command()
+def rotate(
+    ctx: typer.Context,
+    wait: WaitOption = False,
+    reason: ReasonOption = "manual rotation",
+    as_json: JsonOption = False,
+) -> None:
+    """Rotate the origin secret now: stage, switch CloudFront, promote, retire. No request is
+    refused."""
+    _run(_target(ctx), "rotate", None, wait, as_json, reason)
+
+
+@app.command()
+def revoke(
+    ctx: typer.Context,
+    scope: Annotated[
+        Scope, typer.Argument(help="previous: drop the previous value. all: the value leaked.")
+    ],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    wait: WaitOption = False,
+    reason: ReasonOption = "emergency revoke",
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke accepted values: `previous` at once, or `all` (a leak) with a new value."""
+    target = _target(ctx)
+    explain = _err() if as_json else _out()
+    if scope is Scope.all:
+        explain.print(REVOKE_ALL_EXPLANATION)
+        if not yes:
+            try:
+                confirmed = typer.confirm("Revoke every accepted value now?", err=True)
+            except typer.Abort:
+                fail("revoke all needs a confirmation: answer y at the prompt, or pass --yes")
+            if not confirmed:
+                fail("revoke all cancelled: nothing was changed")
+    else:
+        explain.print(REVOKE_PREVIOUS_EXPLANATION)
+    _run(target, "revoke", scope.value, wait, as_json, reason)
+
+
+# -- status and history -------------------------------------------------------------------------
+@app.command()
+def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Token age, generation, fingerprints, CloudFront, a running rotation, the next one."""
+    data = operations.status(_target(ctx))
+    if as_json:
+        _print_json(data)
+    else:
+        render.print_status(_out(), data)
+
+
+@app.command()
+def history(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="How many.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """The latest executions of the rotation workflow, newest first."""
+    executions = operations.history(_target(ctx), limit)
+    if as_json:
+        _print_json({"executions": executions})
+    elif not executions:
+        _out().print("no rotation has run yet")
+    else:
+        _out().print(render.history_table(executions))
+
+
+# -- the sandbox and the demo ---------------------------------------------------------------------
+@app.command()
+def demo(
+    edges: Annotated[int, typer.Option("--edges", min=1, max=16, help="CloudFront edges.")] = 4,
+    as_json: JsonOption = False,
+) -> None:
+    """Offline, under 90 s: the sandbox under traffic through a scheduled rotation, a manual
+    one and an emergency revoke; prints what was lost (nothing) and what got in (nothing)."""
+    from originlock.demo import main as run_demo
+
+    raise typer.Exit(run_demo(edges=edges, as_json=as_json))
+
+
+@app.command()
+def sandbox(
+    edges: Annotated[int, typer.Option("--edges", min=1, max=16, help="CloudFront edges.")] = 4,
+    as_json: JsonOption = False,
+) -> None:
+    """Start the local sandbox and serve until Ctrl-C (then use `originlock --sandbox ...`)."""
+    from originlock.sandbox import Sandbox
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with Sandbox(edges=edges, state_file=sandbox_file()) as sb:
+            info = sb.describe()
+            if as_json:
+                _print_json(info)
+            else:
+                _sandbox_banner(info)
+            sys.stdout.flush()
+            try:
+                while not stop.wait(0.5):
+                    pass
+            except KeyboardInterrupt:
+                pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not as_json:
+        _err().print("sandbox stopped")
+
+
+def _sandbox_banner(info: dict[str, Any]) -> None:
+    console = _out()
+    rows = [("moto endpoint", info["endpoint_url"]), ("API (direct)", info["api_url"])]
+    rows += [(f"CloudFront edge {n}", url) for n, url in enumerate(info["edge_urls"], 1)]
+    console.print("[bold]originlock sandbox[/] (loopback only; Ctrl-C stops it)")
+    for label, value in rows:
+        console.print(f"  {label:<18} {value}", markup=False)
+    console.print("try:")
+    for line in (
+        f"curl -i {info['api_url']}      # 401: no origin header",
+        f"curl -i {info['cloudfront_url']}      # 200: through CloudFront",
+        "originlock --sandbox status",
+        "originlock --sandbox rotate --wait",
+        "originlock --sandbox revoke all --yes --wait",
+    ):
+        console.print(f"  {line}", markup=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point."""
+    command = typer.main.get_command(app)
+    return int(command.main(args=argv, prog_name="originlock", standalone_mode=False) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,610 @@
+"""``make demo``: the whole product under traffic, offline, in well under 90 seconds.
+
+1. Start the sandbox and run the blog's test: the API URL refuses a request, a CloudFront
+   edge serves it.
+2. Drive steady legitimate traffic through every edge, and attackers straight at the API:
+   no header, and random values.
+3. Run a scheduled rotation (the input EventBridge Scheduler sends), a manual rotation
+   (``originlock rotate``), then leak the current value to an attacker who replays it, and
+   run an emergency ``revoke all``.
+4. Report per phase what legitimate traffic lost (nothing, outside the revoke-all window,
+   whose 403s are the documented price of an emergency and are counted apart), what the
+   attackers got (nothing), when the revoked value stopped working (the measured bound R
+   against the stated one), the authorizer's latency, SSM reads, and per rotation the state
+   transitions and Lambda invocations. Exit 1 if an invariant broke.
+
+All traffic goes to 127.0.0.1. The leaked value is held in memory only: the report, the
+narration and the functions' output are scanned for every value the parameter ever held.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from rich.console import Console
+from rich.table import Table
+
+from originlock import operations
+from originlock.sandbox.sandbox import Sandbox
+from originlock.target import Target, discover
+
+LEGIT = "legit"
+NO_HEADER = "no header"
+RANDOM = "random value"
+REPLAY = "replayed revoked value"
+ATTACKS = (NO_HEADER, RANDOM)
+REVOKE_PHASE = "revoke all"
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Phase lengths and traffic rates (seconds). The e2e tests use shorter ones."""
+
+    baseline: float = 3.0
+    pause: float = 1.0
+    tail: float = 1.0
+    legit_interval: float = 0.05
+    attacker_interval: float = 0.1
+    replay_interval: float = 0.05
+    max_requests: int = 3000  # per client
+    time_limit: float = 75.0  # no client sends after this many seconds
+    execution_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class Sent:
+    kind: str
+    client: int
+    started: float
+    ended: float
+    status: int
+
+
+class Traffic:
+    """Clients in threads, each bounded in count and time, loopback only."""
+
+    def __init__(self, settings: DemoSettings) -> None:
+        self.settings = settings
+        self.deadline = time.monotonic() + settings.time_limit
+        self.records: list[Sent] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(
+        self,
+        kind: str,
+        client: int,
+        url: str,
+        interval: float,
+        headers: Callable[[], dict[str, str]] = dict,
+        until: float | None = None,
+    ) -> None:
+        if not url.startswith("http://127.0.0.1:"):
+            raise ValueError("the demo only sends traffic to 127.0.0.1")
+        thread = threading.Thread(
+            target=self._loop,
+            args=(kind, client, url, interval, headers, until or self.deadline),
+            name=f"demo-{kind}-{client}",
+            daemon=True,
+        )
+        self._threads.append(thread)
+        thread.start()
+
+    def _loop(
+        self,
+        kind: str,
+        client: int,
+        url: str,
+        interval: float,
+        headers: Callable[[], dict[str, str]],
+        until: float,
+    ) -> None:
+        with requests.Session() as session:
+            session.trust_env = False  # no proxy from the environment: straight to loopback
+            for _ in range(self.settings.max_requests):
+                if self._stop.is_set() or time.monotonic() >= min(until, self.deadline):
+                    return
+                started = time.monotonic()
+                try:
+                    status = session.get(url, headers=headers(), timeout=10).status_code
+                except requests.RequestException:
+                    status = 0
+                sent = Sent(kind, client, started, time.monotonic(), status)
+                with self._lock:
+                    self.records.append(sent)
+                self._stop.wait(interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+
+    def snapshot(self) -> list[Sent]:
+        with self._lock:
+            return list(self.records)
+
+
+@dataclass
+class Phase:
+    name: str
+    start: float
+    end: float = 0.0
+    ssm_reads_at_start: int = 0
+    ssm_reads: int = 0
+
+
+@dataclass
+class Run:
+    label: str
+    outcome: operations.Outcome
+    started: float
+    ended: float
+    state_transitions: int
+    lambda_invocations: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "execution": self.outcome.name,
+            "status": self.outcome.status,
+            "seconds": round(self.ended - self.started, 2),
+            "state_transitions": self.state_transitions,
+            "lambda_invocations": self.lambda_invocations,
+            "failed_step": self.outcome.failed_step,
+            "cause": self.outcome.cause,
+        }
+
+
+@dataclass
+class Scenario:
+    """One run of the demo against a started sandbox."""
+
+    sandbox: Sandbox
+    settings: DemoSettings
+    say: Callable[[str], None]
+    target: Target = field(init=False)
+    traffic: Traffic = field(init=False)
+    phases: list[Phase] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
+    blog: dict[str, int] = field(default_factory=dict)
+    revoke_started: float = 0.0
+    revoke_ended: float = 0.0
+
+    def __post_init__(self) -> None:
+        sb = self.sandbox
+        self.target = discover(sb.session, sb.endpoint_url, sb.region, sb.describe())
+        self.traffic = Traffic(self.settings)
+
+    # -- steps ---------------------------------------------------------------------------
+    def blog_test(self) -> None:
+        sb = self.sandbox
+        with requests.Session() as session:
+            session.trust_env = False
+            self.blog = {
+                "api_without_header": session.get(sb.api_url, timeout=10).status_code,
+                "api_with_a_guessed_value": session.get(
+                    sb.api_url, headers={sb.header_name: secrets.token_urlsafe(32)}, timeout=10
+                ).status_code,
+                "cloudfront": session.get(sb.cloudfront_url, timeout=10).status_code,
+            }
+        self.say(
+            f"  API URL, no header          {self.blog['api_without_header']}"
+            "   (missing identity source: the authorizer is not even invoked)"
+        )
+        self.say(f"  API URL, a guessed value    {self.blog['api_with_a_guessed_value']}")
+        self.say(f"  CloudFront edge             {self.blog['cloudfront']}")
+
+    def start_traffic(self) -> None:
+        sb, s = self.sandbox, self.settings
+        for index, url in enumerate(sb.edge_urls):
+            self.traffic.start(LEGIT, index, f"{url}/orders", s.legit_interval)
+        self.traffic.start(NO_HEADER, 0, f"{sb.api_url}/orders", s.attacker_interval)
+        header = sb.header_name
+        self.traffic.start(
+            RANDOM,
+            0,
+            f"{sb.api_url}/orders",
+            s.attacker_interval,
+            lambda: {header: secrets.token_urlsafe(32)},
+        )
+        self.say(
+            f"  {len(sb.edge_urls)} legitimate clients, one per CloudFront edge; "
+            "2 attackers straight at the API (no header; random values)"
+        )
+
+    def phase(self, name: str) -> None:
+        now = time.monotonic()
+        reads = self.sandbox.ssm_reads
+        if self.phases:
+            self.phases[-1].end = now
+            self.phases[-1].ssm_reads = reads - self.phases[-1].ssm_reads_at_start
+        if name:
+            self.phases.append(Phase(name, now, ssm_reads_at_start=reads))
+
+    def run(self, label: str, start: Callable[[], str]) -> Run:
+        sb = self.sandbox
+        before = sb.lambda_invocations(sb.rotate_function)
+        started = time.monotonic()
+        arn = start()
+        outcome = operations.watch(
+            self.target, arn, interval=0.25, timeout=self.settings.execution_timeout
+        )
+        ended = time.monotonic()
+        events = operations.history_events(self.target, arn)
+        run = Run(
+            label,
+            outcome,
+            started,
+            ended,
+            sum(1 for e in events if str(e.get("type", "")).endswith("StateEntered")),
+            sb.lambda_invocations(sb.rotate_function) - before,
+        )
+        self.runs.append(run)
+        status = (
+            outcome.status if outcome.succeeded else f"{outcome.status} at {outcome.failed_step}"
+        )
+        self.say(
+            f"  {outcome.name}: {status} in {ended - started:.1f} s · "
+            f"{run.state_transitions} state transitions · "
+            f"{run.lambda_invocations} Lambda invocations"
+        )
+        return run
+
+    def leak_and_revoke(self) -> None:
+        sb, s = self.sandbox, self.settings
+        # The attacker has the current value (read here as a leak would give it: in memory).
+        leaked = operations.read_document(self.target).current
+        assert leaked is not None
+        bound = sb.timings.revoke_bound()
+        self.revoke_started = time.monotonic()
+        header = sb.header_name
+        self.traffic.start(
+            REPLAY,
+            0,
+            f"{sb.api_url}/orders",
+            s.replay_interval,
+            lambda: {header: leaked},
+            until=self.revoke_started + bound + s.tail,
+        )
+        self.say("  the current value leaked: an attacker replays it straight at the API")
+        self.run(
+            "emergency revoke all",
+            lambda: (
+                operations.start(
+                    self.target, "revoke", scope="all", reason="demo: the current value leaked"
+                ).execution_arn
+            ),
+        )
+        self.revoke_ended = time.monotonic()
+        self.phase("after the revoke")
+        remaining = self.revoke_started + bound + s.tail - time.monotonic()
+        self.say(
+            f"  watching the replay until the stated bound R = {bound:.0f} s has passed"
+            f" ({max(remaining, 0):.0f} s more)"
+        )
+        time.sleep(max(remaining, s.pause))
+
+    def play(self) -> None:
+        sb, s = self.sandbox, self.settings
+        self.say("the blog's test")
+        self.blog_test()
+        self.say("traffic")
+        self.start_traffic()
+        self.phase("steady")
+        time.sleep(s.baseline)
+        self.say("scheduled rotation (the input EventBridge Scheduler sends)")
+        self.phase("scheduled rotation")
+        self.run("scheduled rotation", sb.fire_schedule)
+        time.sleep(s.pause)
+        self.say("manual rotation (originlock rotate)")
+        self.phase("manual rotation")
+        self.run(
+            "manual rotation",
+            lambda: (
+                operations.start(
+                    self.target, "rotate", reason="demo: manual rotation"
+                ).execution_arn
+            ),
+        )
+        time.sleep(s.pause)
+        self.say("emergency: revoke all (originlock revoke all --yes)")
+        self.phase(REVOKE_PHASE)
+        self.leak_and_revoke()
+        self.phase("")
+        self.traffic.stop()
+
+
+# -- the report ---------------------------------------------------------------------------------
+def _in(phase: Phase, records: list[Sent]) -> list[Sent]:
+    return [r for r in records if phase.start <= r.started < phase.end]
+
+
+def build_report(scenario: Scenario) -> dict[str, Any]:
+    sb = scenario.sandbox
+    records = scenario.traffic.snapshot()
+    bound = sb.timings.revoke_bound()
+    phases: list[dict[str, Any]] = []
+    for phase in scenario.phases:
+        inside = _in(phase, records)
+        legit = [r for r in inside if r.kind == LEGIT]
+        attacks = [r for r in inside if r.kind in ATTACKS]
+        replays = [r for r in inside if r.kind == REPLAY]
+        phases.append(
+            {
+                "phase": phase.name,
+                "seconds": round(phase.end - phase.start, 2),
+                "legit_requests": len(legit),
+                "legit_rejected": sum(1 for r in legit if r.status != 200),
+                "attacker_requests": len(attacks),
+                "attacker_accepted": sum(1 for r in attacks if r.status == 200),
+                "replayed": len(replays),
+                "replay_accepted": sum(1 for r in replays if r.status == 200),
+                "ssm_reads": phase.ssm_reads,
+            }
+        )
+    legit_outside = sum(p["legit_rejected"] for p in phases if p["phase"] != REVOKE_PHASE)
+    legit_window = sum(p["legit_rejected"] for p in phases if p["phase"] == REVOKE_PHASE)
+    attacks = [r for r in records if r.kind in ATTACKS]
+    replays = [r for r in records if r.kind == REPLAY]
+    accepted_replays = [r for r in replays if r.status == 200]
+    measured = (
+        max(r.ended for r in accepted_replays) - scenario.revoke_started
+        if accepted_replays
+        else 0.0
+    )
+    after_bound = [r for r in accepted_replays if r.ended > scenario.revoke_started + bound]
+    latency = sb.latency_ms()
+    api = sb.api
+    assert api is not None and sb.lambdas is not None
+    duration = (scenario.phases[-1].end - scenario.phases[0].start) if scenario.phases else 0.0
+    report: dict[str, Any] = {
+        "ok": True,
+        "broken": [],
+        "sandbox": {
+            "edges": len(sb.edge_urls),
+            "deploy_window_s": list(sb.timings.deploy_window),
+            "authorizer_result_ttl_s": sb.timings.authorizer_ttl,
+            "token_cache_max_age_s": sb.timings.token_cache_max_age,
+            "token_refresh_interval_s": sb.timings.token_refresh_interval,
+        },
+        "blog_test": scenario.blog,
+        "phases": phases,
+        "legit": {
+            "requests": sum(1 for r in records if r.kind == LEGIT),
+            "rejected_outside_revoke_window": legit_outside,
+            "rejected_in_revoke_window": legit_window,
+            "revoke_window_s": round(scenario.revoke_ended - scenario.revoke_started, 2),
+        },
+        "attacker": {
+            "requests": len(attacks),
+            "accepted": sum(1 for r in attacks if r.status == 200),
+            "statuses": _statuses(attacks),
+        },
+        "revoke": {
+            "stated_bound_s": bound,
+            "measured_bound_s": round(measured, 2),
+            "replayed": len(replays),
+            "accepted": len(accepted_replays),
+            "accepted_after_bound": len(after_bound),
+        },
+        "authorizer": {
+            "invocations": sb.authorizer_invocations,
+            "p50_ms": latency["p50_ms"],
+            "p99_ms": latency["p99_ms"],
+            "cold_starts": latency["cold_starts"],
+            "cold_start_p50_ms": latency["cold_p50_ms"],
+            "api_gateway_cache_hits": api.cache_hits,
+            "instances_started": sb.lambdas.instances_created.get(sb.authorizer_function, 0),
+        },
+        "ssm": {
+            "get_parameter_reads": sb.ssm_reads,
+            "per_second": round(sb.ssm_reads / duration, 2) if duration else None,
+        },
+        "rotations": [run.to_json() for run in scenario.runs],
+        "seconds": round(duration, 1),
+    }
+    broken: list[str] = []
+    if scenario.blog.get("cloudfront") != 200 or scenario.blog.get("api_without_header") not in (
+        401,
+        403,
+    ):
+        broken.append("the blog's test did not pass")
+    if legit_outside:
+        broken.append(f"{legit_outside} legitimate requests refused outside the revoke window")
+    if report["attacker"]["accepted"]:
+        broken.append(f"{report['attacker']['accepted']} attacker requests accepted")
+    if after_bound:
+        broken.append(f"the revoked value was accepted {len(after_bound)} times after R")
+    if not replays:
+        broken.append("the revoked value was never replayed")
+    broken += [
+        f"{run.label} ended {run.outcome.status}"
+        for run in scenario.runs
+        if not run.outcome.succeeded
+    ]
+    report["broken"] = broken
+    report["ok"] = not broken
+    return report
+
+
+def _statuses(records: list[Sent]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[str(record.status)] = counts.get(str(record.status), 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def scan_for_secrets(scenario: Scenario, texts: list[str]) -> dict[str, int]:
+    """Invariant 2: no value the parameter ever held in any output we can see."""
+    sb = scenario.sandbox
+    values = sb.token_values()
+    everything = [sb.lambda_output(), *texts]
+    for run in scenario.runs:
+        everything.append(
+            json.dumps(
+                operations.history_events(scenario.target, run.outcome.execution_arn), default=str
+            )
+        )
+    found = sum(1 for text in everything for value in values if value in text)
+    return {"values_checked": len(values), "texts_scanned": len(everything), "found": found}
+
+
+def run_scenario(
+    sandbox: Sandbox, settings: DemoSettings | None = None, say: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Play the demo against a started sandbox and return the report (one JSON object)."""
+    scenario = Scenario(sandbox, settings or DemoSettings(), say)
+    try:
+        scenario.play()
+    finally:
+        scenario.traffic.stop()
+    report = build_report(scenario)
+    report["secrets"] = scan_for_secrets(scenario, [json.dumps(report)])
+    if report["secrets"]["found"]:
+        report["broken"].append("a token value reached an output")
+        report["ok"] = False
+    return report
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.2f} ms" if value < 10 else f"{value:.0f} ms"
+
+
+# -- showing it ------------------------------------------------------------------------------------
+def report_view(console: Console, report: dict[str, Any]) -> None:
+    table = Table(title="Requests per phase", show_edge=False, header_style="bold")
+    for column in (
+        "Phase",
+        "Seconds",
+        "Legit",
+        "Legit refused",
+        "Attacks",
+        "Attacks accepted",
+        "Replays",
+        "Replays accepted",
+        "SSM reads",
+    ):
+        table.add_column(column, justify="left" if column == "Phase" else "right")
+    for phase in report["phases"]:
+        table.add_row(
+            phase["phase"] + (" *" if phase["phase"] == REVOKE_PHASE else ""),
+            f"{phase['seconds']:.1f}",
+            str(phase["legit_requests"]),
+            str(phase["legit_rejected"]),
+            str(phase["attacker_requests"]),
+            str(phase["attacker_accepted"]),
+            str(phase["replayed"]),
+            str(phase["replay_accepted"]),
+            str(phase["ssm_reads"]),
+        )
+    console.print(table)
+    console.print(
+        "* edges not yet switched send the revoked value: 403 until Deployed (the price of an "
+        "emergency)"
+    )
+
+    revoke, legit, auth = report["revoke"], report["legit"], report["authorizer"]
+    facts = Table(title="What it shows", show_header=False, show_edge=False)
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row(
+        "Legitimate requests",
+        f"{legit['requests']} sent; refused: {legit['rejected_outside_revoke_window']} "
+        f"(+ {legit['rejected_in_revoke_window']} in the {legit['revoke_window_s']:.1f} s "
+        "revoke-all window)",
+    )
+    statuses = ", ".join(f"{n} x {code}" for code, n in report["attacker"]["statuses"].items())
+    facts.add_row(
+        "Attacker requests",
+        f"{report['attacker']['requests']} sent, {report['attacker']['accepted']} accepted "
+        f"({statuses})",
+    )
+    facts.add_row(
+        "Revoked value",
+        f"last accepted {revoke['measured_bound_s']:.1f} s after revoke all started "
+        f"(stated bound R = {revoke['stated_bound_s']:.0f} s); "
+        f"accepted after R: {revoke['accepted_after_bound']} of {revoke['replayed']} replays",
+    )
+    facts.add_row(
+        "Authorizer",
+        f"{auth['invocations']} invocations: warm p50 {_ms(auth['p50_ms'])}, "
+        f"p99 {_ms(auth['p99_ms'])}; {auth['cold_starts']} cold starts "
+        f"(p50 {_ms(auth['cold_start_p50_ms'])})",
+    )
+    facts.add_row(
+        "API Gateway cache",
+        f"{auth['api_gateway_cache_hits']} requests answered without invoking the authorizer",
+    )
+    facts.add_row(
+        "SSM",
+        f"{report['ssm']['get_parameter_reads']} GetParameter reads "
+        f"({report['ssm']['per_second']}/s; the default quota is 40/s)",
+    )
+    for run in report["rotations"]:
+        facts.add_row(
+            run["label"].capitalize(),
+            f"{run['status']} in {run['seconds']:.1f} s: {run['state_transitions']} state "
+            f"transitions, {run['lambda_invocations']} Lambda invocations",
+        )
+    facts.add_row(
+        "Secrets",
+        f"{report['secrets']['values_checked']} token values searched in function logs, "
+        f"execution histories and this report: found {report['secrets']['found']}",
+    )
+    console.print(facts)
+    if report["ok"]:
+        console.print("[bold green]Every invariant held.[/]")
+    else:
+        for item in report["broken"]:
+            console.print(f"[bold red]BROKEN:[/] {item}")
+
+
+def main(edges: int = 4, as_json: bool = False, settings: DemoSettings | None = None) -> int:
+    """Run the demo; print the report (or one JSON object); 0 if every invariant held."""
+    console = Console(stderr=as_json, highlight=False, record=True)
+    if not console.is_terminal:
+        console.width = 140
+    began = time.monotonic()
+
+    def say(text: str) -> None:
+        console.print(text, markup=False)
+
+    console.print(
+        "[bold]originlock demo[/]: everything runs on 127.0.0.1, nothing leaves this machine"
+    )
+    say(
+        f"starting the sandbox: moto in server mode, {edges} CloudFront edges, "
+        "a local API Gateway, the real functions"
+    )
+    with Sandbox(edges=edges) as sb:
+        low, high = sb.timings.deploy_window
+        say(
+            f"  up in {time.monotonic() - began:.1f} s; "
+            f"each edge switches {low:.0f}-{high:.0f} s after an update"
+        )
+        report = run_scenario(sb, settings, say)
+        values = sb.token_values()
+    report["total_seconds"] = round(time.monotonic() - began, 1)
+    output = json.dumps(report, indent=2) + "\n"
+    if as_json:
+        sys.stdout.write(output)
+    else:
+        console.print()
+        report_view(console, report)
+        console.print(f"demo finished in {report['total_seconds']:.0f} s")
+    # Invariant 2 for what was just printed too (narration and report).
+    if any(value in console.export_text() or value in output for value in values):
+        sys.stderr.write("error: a token value reached the demo's output\n")
+        return 1
+    return 0 if report["ok"] else 1

@@ -1,0 +1,284 @@
+"""Which deployment a command operates on, and the clients to reach it.
+
+Three ways to name it, one code path (boto3 clients, with an ``endpoint_url`` or without):
+
+* ``--stack NAME`` on AWS (standard credential chain, ``--profile``, ``--region``): the
+  resources come from the CloudFormation stack's outputs, as the CDK app declares them;
+* ``--sandbox``: the local sandbox started by ``originlock sandbox``, found through the state
+  file it writes (its moto endpoint and URLs);
+* ``--endpoint-url URL``: any AWS-compatible endpoint (the sandbox's moto, for instance).
+
+Against an endpoint, ``--stack`` still works; without it, the resources are found by the
+names the sandbox gives them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from originlock.errors import TargetError
+
+# Names in the sandbox (``originlock.sandbox.harness.deploy(name="originlock")``).
+SANDBOX_NAME = "originlock"
+STATE_MACHINE_NAME = f"{SANDBOX_NAME}-rotation"
+PARAMETER_NAME = f"/{SANDBOX_NAME}/origin-token"
+AUTHORIZER_FUNCTION_NAME = f"{SANDBOX_NAME}-authorizer"
+SCHEDULE_NAME = f"{SANDBOX_NAME}-rotation"
+SCHEDULE_GROUP = "default"
+SANDBOX_STACK = f"{SANDBOX_NAME}-sandbox"
+HEADER_NAME = "x-cf-api-gateway-token"
+SANDBOX_FILE_ENV = "ORIGINLOCK_SANDBOX_FILE"
+SANDBOX_REGION = "us-east-1"
+SANDBOX_CREDENTIALS = {
+    "aws_access_key_id": "testing",
+    "aws_secret_access_key": "testing",
+    "aws_session_token": "testing",
+}
+
+# Stack output key -> Target field. The CDK app declares these outputs.
+OUTPUT_KEYS = {
+    "StateMachineArn": "state_machine_arn",
+    "ParameterName": "parameter_name",
+    "DistributionId": "distribution_id",
+    "ApiUrl": "api_url",
+    "CloudFrontUrl": "cloudfront_url",
+    "AuthorizerFunctionName": "authorizer_function_name",
+    "ScheduleName": "schedule_name",
+    "ScheduleGroupName": "schedule_group",
+}
+REQUIRED_OUTPUTS = ("StateMachineArn", "ParameterName")
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """The global options of the CLI that say where to operate."""
+
+    profile: str | None = None
+    region: str | None = None
+    stack: str | None = None
+    sandbox: bool = False
+    endpoint_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """One originlock deployment: its resources and how to reach them."""
+
+    session: Any
+    endpoint_url: str | None
+    region: str
+    description: str
+    state_machine_arn: str
+    parameter_name: str
+    distribution_id: str | None = None
+    api_url: str | None = None
+    cloudfront_url: str | None = None
+    authorizer_function_name: str | None = None
+    schedule_name: str | None = None
+    schedule_group: str | None = None
+    stack_name: str | None = None
+
+    @property
+    def local(self) -> bool:
+        return self.endpoint_url is not None
+
+    def client(self, service: str) -> Any:
+        from botocore.config import Config
+
+        return self.session.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            config=Config(
+                retries={"mode": "standard", "max_attempts": 3},
+                connect_timeout=5,
+                read_timeout=30,
+                user_agent_extra="originlock-cli",
+            ),
+        )
+
+
+# -- the sandbox's state file ------------------------------------------------------------
+def sandbox_file() -> Path:
+    """Where ``originlock sandbox`` records its endpoint and URLs (never a secret)."""
+    configured = os.environ.get(SANDBOX_FILE_ENV)
+    if configured:
+        return Path(configured)
+    return Path(tempfile.gettempdir()) / f"originlock-sandbox-{os.getuid()}.json"
+
+
+def write_sandbox_file(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(data, indent=2) + "\n")
+    temporary.chmod(0o600)
+    temporary.replace(path)
+
+
+def read_sandbox_file(path: Path | None = None) -> dict[str, Any]:
+    path = path or sandbox_file()
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TargetError(
+            "no sandbox is running: start one with `originlock sandbox` (or `make sandbox`)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise TargetError(f"cannot read the sandbox state file {path}: {exc}") from None
+    pid = data.get("pid")
+    if isinstance(pid, int) and pid != os.getpid():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            raise TargetError(
+                "the sandbox recorded in "
+                f"{path} is no longer running: start one with `originlock sandbox`"
+            ) from None
+        except PermissionError:
+            pass  # alive, someone else's
+    if not isinstance(data.get("endpoint_url"), str):
+        raise TargetError(f"the sandbox state file {path} has no endpoint_url")
+    return dict(data)
+
+
+# -- resolving -----------------------------------------------------------------------------
+def _session(options: TargetOptions, **kwargs: Any) -> Any:
+    import boto3
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        return boto3.Session(profile_name=options.profile, region_name=options.region, **kwargs)
+    except ProfileNotFound:
+        raise TargetError(f"AWS profile not found: {options.profile}") from None
+
+
+def resolve(options: TargetOptions) -> Target:
+    """Find the deployment *options* name.
+
+    Raises
+    ------
+    TargetError
+        When it cannot be found; the message says which option to use.
+    botocore.exceptions.NoCredentialsError, botocore.exceptions.ClientError
+        From the AWS calls made to find it (the CLI reports them in one line).
+    """
+    if options.sandbox and options.endpoint_url:
+        raise TargetError("--sandbox and --endpoint-url both name an endpoint: use one of them")
+    if options.sandbox:
+        info = read_sandbox_file()
+        region = str(info.get("region") or SANDBOX_REGION)
+        session = _session(
+            TargetOptions(region=region), **SANDBOX_CREDENTIALS
+        )  # moto accepts any credentials; the operator's are never sent to the sandbox
+        return _resolve_at(options, session, str(info["endpoint_url"]), region, info)
+    if options.endpoint_url:
+        session = _session(options)
+        region = options.region or session.region_name or SANDBOX_REGION
+        info = _sandbox_info_for(options.endpoint_url)
+        return _resolve_at(options, session, options.endpoint_url.rstrip("/"), region, info)
+    session = _session(options)
+    region = options.region or session.region_name
+    if not region:
+        raise TargetError("no AWS region: pass --region or set AWS_REGION (or a profile region)")
+    if not options.stack:
+        raise TargetError(
+            "which deployment? pass --stack NAME (the CDK stack) or --sandbox for the local one"
+        )
+    return from_stack(session, None, region, options.stack)
+
+
+def _sandbox_info_for(endpoint_url: str) -> dict[str, Any]:
+    """The sandbox state file's URLs, when it describes the sandbox at *endpoint_url*."""
+    try:
+        info = read_sandbox_file()
+    except TargetError:
+        return {}
+    if str(info.get("endpoint_url", "")).rstrip("/") == endpoint_url.rstrip("/"):
+        return info
+    return {}
+
+
+def _resolve_at(
+    options: TargetOptions, session: Any, endpoint_url: str, region: str, info: dict[str, Any]
+) -> Target:
+    if options.stack:
+        return from_stack(session, endpoint_url, region, options.stack)
+    return discover(session, endpoint_url, region, info)
+
+
+def from_stack(session: Any, endpoint_url: str | None, region: str, stack: str) -> Target:
+    """A target from the outputs of the CloudFormation stack *stack*."""
+    from botocore.exceptions import ClientError
+
+    probe = Target(session, endpoint_url, region, "", "", "")
+    try:
+        stacks = probe.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        if error.get("Code") == "ValidationError" and "does not exist" in error.get("Message", ""):
+            raise TargetError(f"stack {stack} not found in {region}") from None
+        raise
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", []) or []}
+    missing = [key for key in REQUIRED_OUTPUTS if key not in outputs]
+    if missing:
+        raise TargetError(
+            f"stack {stack} has no output {', '.join(missing)}: is it an originlock stack?"
+        )
+    fields = {field: outputs[key] for key, field in OUTPUT_KEYS.items() if outputs.get(key)}
+    where = f" at {endpoint_url}" if endpoint_url else ""
+    return Target(
+        session=session,
+        endpoint_url=endpoint_url,
+        region=region,
+        description=f"stack {stack} ({region}){where}",
+        stack_name=stack,
+        **fields,
+    )
+
+
+def discover(session: Any, endpoint_url: str, region: str, info: dict[str, Any]) -> Target:
+    """A target found by the sandbox's resource names at *endpoint_url*."""
+    probe = Target(session, endpoint_url, region, "", "", "")
+    sfn = probe.client("stepfunctions")
+    arn = None
+    for page in sfn.get_paginator("list_state_machines").paginate():
+        for machine in page["stateMachines"]:
+            if machine["name"] == STATE_MACHINE_NAME:
+                arn = machine["stateMachineArn"]
+    if arn is None:
+        raise TargetError(
+            f"no state machine named {STATE_MACHINE_NAME} at {endpoint_url}: "
+            "is originlock deployed there? (or pass --stack)"
+        )
+    outputs = info.get("outputs") or {}
+    return Target(
+        session=session,
+        endpoint_url=endpoint_url,
+        region=region,
+        description=f"sandbox at {endpoint_url}",
+        state_machine_arn=arn,
+        parameter_name=PARAMETER_NAME,
+        distribution_id=_find_distribution(probe),
+        api_url=info.get("api_url"),
+        cloudfront_url=info.get("cloudfront_url"),
+        authorizer_function_name=outputs.get("AuthorizerFunctionName", AUTHORIZER_FUNCTION_NAME),
+        schedule_name=outputs.get("ScheduleName", SCHEDULE_NAME),
+        schedule_group=outputs.get("ScheduleGroupName", SCHEDULE_GROUP),
+    )
+
+
+def _find_distribution(probe: Target) -> str | None:
+    """The distribution whose origin carries the origin header."""
+    listing = probe.client("cloudfront").list_distributions().get("DistributionList", {})
+    items = listing.get("Items", []) or []
+    for item in items:
+        for origin in item.get("Origins", {}).get("Items", []) or []:
+            headers = (origin.get("CustomHeaders") or {}).get("Items", []) or []
+            if any(h.get("HeaderName", "").lower() == HEADER_NAME for h in headers):
+                return str(item["Id"])
+    return str(items[0]["Id"]) if len(items) == 1 else None
