@@ -362,3 +362,67 @@ def test_a_failure_after_revoking_still_refreshes_the_authorizers(make_world: An
     assert leaked not in {v.decode() for _, v in world.document().accepted()}
     assert not world.authorize(leaked)
     world.assert_invariants(arn, revoked=frozenset({leaked}))
+
+
+class _Probe:
+    """A loopback HTTP server answering fixed statuses: CloudFront's URL and the API's URL."""
+
+    def __init__(self, statuses: dict[str, int]) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        answers = statuses
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(answers.get(self.path, 404))
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("through_cloudfront", "direct", "outcome"),
+    [
+        (200, 403, "SUCCEEDED"),
+        (403, 403, "VerificationFailedError"),
+        (200, 200, "VerificationFailedError"),
+    ],
+)
+def test_the_verification_probe_gates_the_promotion(
+    make_world: Any, through_cloudfront: int, direct: int, outcome: str
+) -> None:
+    # Given probe URLs: through CloudFront must answer, straight at the API must refuse
+    probe = _Probe({"/cf": through_cloudfront, "/api": direct})
+    try:
+        world = make_world(
+            edges=2, rotate_env={"PROBE_URL": probe.url("/cf"), "API_URL": probe.url("/api")}
+        )
+        before = world.document()
+
+        arn, result = world.run(ROTATE)
+    finally:
+        probe.close()
+
+    verify = world.step_output(arn, "Verify")
+    if outcome == "SUCCEEDED":
+        assert result["status"] == "SUCCEEDED", result
+        checks = verify["verify"]["result"]
+        assert checks == {"checked": True, "through_cloudfront": 200, "direct_to_api": 403}
+    else:
+        # Then nothing is promoted: both values stay accepted, the next run resumes
+        assert result["status"] == "FAILED" and result["error"] == outcome
+        after = world.document()
+        assert after.current == before.current and after.pending is not None
+    world.assert_invariants(arn)
