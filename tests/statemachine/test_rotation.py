@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -166,11 +167,12 @@ def test_a_crash_in_any_step_leaves_traffic_flowing_and_a_rerun_completes(
 def test_a_second_trigger_while_one_runs_is_refused(make_world: Any) -> None:
     world = make_world(deploy_window=(1.0, 2.0))
     first = world.start(SCHEDULED)
-    # Wait until the first holds the lock
-    for _ in range(100):
-        if "ChooseMode" in world.entered_states(first):
-            break
+    # Wait until the first holds the lock (generously: the machine may be loaded)
+    deadline = time.monotonic() + 30
+    while "ChooseMode" not in world.entered_states(first):
+        assert time.monotonic() < deadline, "the first execution never took the lock"
         world.sample()
+    assert world.entered_states(first)[-1] not in ("Done", "Failed")
 
     second, refused = world.run(ROTATE)
     done = world.wait(first)
