@@ -238,15 +238,8 @@ class Outcome:
 
 
 def history_events(target: Target, execution_arn: str) -> list[dict[str, Any]]:
-    sfn = target.client("stepfunctions")
-    events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**kwargs)
-        events.extend(page["events"])
-        if not page.get("nextToken"):
-            return events
-        kwargs["nextToken"] = page["nextToken"]
+    pages = target.client("stepfunctions").get_paginator("get_execution_history")
+    return [e for page in pages.paginate(executionArn=execution_arn) for e in page["events"]]
 
 
 def outcome(target: Target, execution_arn: str) -> Outcome:

@@ -152,15 +152,8 @@ class World:
         return arn, self.wait(arn, timeout)
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        sfn = self.session.client("stepfunctions")
-        events: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
-        while True:
-            page = sfn.get_execution_history(**kwargs)
-            events.extend(page["events"])
-            if not page.get("nextToken"):
-                return events
-            kwargs["nextToken"] = page["nextToken"]
+        pages = self.session.client("stepfunctions").get_paginator("get_execution_history")
+        return [e for page in pages.paginate(executionArn=execution_arn) for e in page["events"]]
 
     def entered_states(self, execution_arn: str) -> list[str]:
         return [
