@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import secrets
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,10 +32,10 @@ from rich.console import Console
 from rich.table import Table
 
 from originlock import operations
+from originlock.observe import LEGIT, Observer, Run
 from originlock.sandbox.sandbox import Sandbox
-from originlock.target import Target, discover
+from originlock.traffic import Traffic, status_counts, within
 
-LEGIT = "legit"
 NO_HEADER = "no header"
 RANDOM = "random value"
 REPLAY = "replayed revoked value"
@@ -59,130 +58,15 @@ class DemoSettings:
     execution_timeout: float = 60.0
 
 
-@dataclass(frozen=True)
-class Sent:
-    kind: str
-    client: int
-    started: float
-    ended: float
-    status: int
-
-
-class Traffic:
-    """Clients in threads, each bounded in count and time, loopback only."""
-
-    def __init__(self, settings: DemoSettings) -> None:
-        self.settings = settings
-        self.deadline = time.monotonic() + settings.time_limit
-        self.records: list[Sent] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    def start(
-        self,
-        kind: str,
-        client: int,
-        url: str,
-        interval: float,
-        headers: Callable[[], dict[str, str]] = dict,
-        until: float | None = None,
-    ) -> None:
-        if not url.startswith("http://127.0.0.1:"):
-            raise ValueError("the demo only sends traffic to 127.0.0.1")
-        thread = threading.Thread(
-            target=self._loop,
-            args=(kind, client, url, interval, headers, until or self.deadline),
-            name=f"demo-{kind}-{client}",
-            daemon=True,
-        )
-        self._threads.append(thread)
-        thread.start()
-
-    def _loop(
-        self,
-        kind: str,
-        client: int,
-        url: str,
-        interval: float,
-        headers: Callable[[], dict[str, str]],
-        until: float,
-    ) -> None:
-        with requests.Session() as session:
-            session.trust_env = False  # no proxy from the environment: straight to loopback
-            for _ in range(self.settings.max_requests):
-                if self._stop.is_set() or time.monotonic() >= min(until, self.deadline):
-                    return
-                started = time.monotonic()
-                try:
-                    status = session.get(url, headers=headers(), timeout=10).status_code
-                except requests.RequestException:
-                    status = 0
-                sent = Sent(kind, client, started, time.monotonic(), status)
-                with self._lock:
-                    self.records.append(sent)
-                self._stop.wait(interval)
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=15)
-
-    def snapshot(self) -> list[Sent]:
-        with self._lock:
-            return list(self.records)
-
-
 @dataclass
-class Phase:
-    name: str
-    start: float
-    end: float = 0.0
-    ssm_reads_at_start: int = 0
-    ssm_reads: int = 0
-
-
-@dataclass
-class Run:
-    label: str
-    outcome: operations.Outcome
-    started: float
-    ended: float
-    state_transitions: int
-    lambda_invocations: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "execution": self.outcome.name,
-            "status": self.outcome.status,
-            "seconds": round(self.ended - self.started, 2),
-            "state_transitions": self.state_transitions,
-            "lambda_invocations": self.lambda_invocations,
-            "failed_step": self.outcome.failed_step,
-            "cause": self.outcome.cause,
-        }
-
-
-@dataclass
-class Scenario:
+class Scenario(Observer):
     """One run of the demo against a started sandbox."""
 
-    sandbox: Sandbox
-    settings: DemoSettings
-    say: Callable[[str], None]
-    target: Target = field(init=False)
-    traffic: Traffic = field(init=False)
-    phases: list[Phase] = field(default_factory=list)
-    runs: list[Run] = field(default_factory=list)
+    settings: DemoSettings = field(default_factory=DemoSettings)
+    say: Callable[[str], None] = print
     blog: dict[str, int] = field(default_factory=dict)
     revoke_started: float = 0.0
     revoke_ended: float = 0.0
-
-    def __post_init__(self) -> None:
-        sb = self.sandbox
-        self.target = discover(sb.session, sb.endpoint_url, sb.region, sb.describe())
-        self.traffic = Traffic(self.settings)
 
     # -- steps ---------------------------------------------------------------------------
     def blog_test(self) -> None:
@@ -221,34 +105,14 @@ class Scenario:
             "2 attackers straight at the API (no header; random values)"
         )
 
-    def phase(self, name: str) -> None:
-        now = time.monotonic()
-        reads = self.sandbox.ssm_reads
-        if self.phases:
-            self.phases[-1].end = now
-            self.phases[-1].ssm_reads = reads - self.phases[-1].ssm_reads_at_start
-        if name:
-            self.phases.append(Phase(name, now, ssm_reads_at_start=reads))
-
-    def run(self, label: str, start: Callable[[], str]) -> Run:
-        sb = self.sandbox
-        before = sb.lambda_invocations(sb.rotate_function)
-        started = time.monotonic()
-        arn = start()
-        outcome = operations.watch(
-            self.target, arn, interval=0.25, timeout=self.settings.execution_timeout
-        )
-        ended = time.monotonic()
-        events = operations.history_events(self.target, arn)
-        run = Run(
-            label,
-            outcome,
-            started,
-            ended,
-            sum(1 for e in events if str(e.get("type", "")).endswith("StateEntered")),
-            sb.lambda_invocations(sb.rotate_function) - before,
-        )
-        self.runs.append(run)
+    def run(
+        self,
+        label: str,
+        start: Callable[[], str],
+        on_update: Callable[[operations.Outcome], None] = lambda outcome: None,
+    ) -> Run:
+        run = super().run(label, start, on_update)
+        outcome, started, ended = run.outcome, run.started, run.ended
         status = (
             outcome.status if outcome.succeeded else f"{outcome.status} at {outcome.failed_step}"
         )
@@ -324,17 +188,13 @@ class Scenario:
 
 
 # -- the report ---------------------------------------------------------------------------------
-def _in(phase: Phase, records: list[Sent]) -> list[Sent]:
-    return [r for r in records if phase.start <= r.started < phase.end]
-
-
 def build_report(scenario: Scenario) -> dict[str, Any]:
     sb = scenario.sandbox
     records = scenario.traffic.snapshot()
     bound = sb.timings.revoke_bound()
     phases: list[dict[str, Any]] = []
     for phase in scenario.phases:
-        inside = _in(phase, records)
+        inside = within(records, phase.start, phase.end)
         legit = [r for r in inside if r.kind == LEGIT]
         attacks = [r for r in inside if r.kind in ATTACKS]
         replays = [r for r in inside if r.kind == REPLAY]
@@ -387,7 +247,7 @@ def build_report(scenario: Scenario) -> dict[str, Any]:
         "attacker": {
             "requests": len(attacks),
             "accepted": sum(1 for r in attacks if r.status == 200),
-            "statuses": _statuses(attacks),
+            "statuses": status_counts(attacks),
         },
         "revoke": {
             "stated_bound_s": bound,
@@ -436,13 +296,6 @@ def build_report(scenario: Scenario) -> dict[str, Any]:
     return report
 
 
-def _statuses(records: list[Sent]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for record in records:
-        counts[str(record.status)] = counts.get(str(record.status), 0) + 1
-    return dict(sorted(counts.items()))
-
-
 def scan_for_secrets(scenario: Scenario, texts: list[str]) -> dict[str, int]:
     """Invariant 2: no value the parameter ever held in any output we can see."""
     sb = scenario.sandbox
@@ -462,7 +315,14 @@ def run_scenario(
     sandbox: Sandbox, settings: DemoSettings | None = None, say: Callable[[str], None] = print
 ) -> dict[str, Any]:
     """Play the demo against a started sandbox and return the report (one JSON object)."""
-    scenario = Scenario(sandbox, settings or DemoSettings(), say)
+    settings = settings or DemoSettings()
+    scenario = Scenario(
+        sandbox,
+        Traffic(max_requests=settings.max_requests, time_limit=settings.time_limit),
+        execution_timeout=settings.execution_timeout,
+        settings=settings,
+        say=say,
+    )
     try:
         scenario.play()
     finally:

@@ -11,11 +11,12 @@ header: a viewer cannot choose the value the origin sees.
 
 from __future__ import annotations
 
+import http.client
+import os
 import threading
-import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
-import requests
 from werkzeug.wrappers import Request, Response
 
 from originlock.sandbox.harness import CloudFrontEdges
@@ -33,6 +34,73 @@ _DROPPED = {
     "content-length",
 }
 _RESPONSE_DROPPED = {"connection", "keep-alive", "transfer-encoding", "content-length", "server"}
+
+
+class OriginConnections:
+    """Persistent HTTP/1.1 connections to the origin, one per edge handler thread.
+
+    ``http.client`` rather than ``requests``: an edge forwards every request, and requests'
+    per-call overhead (sessions, adapters, header merging) was a millisecond of the edge's
+    CPU per request on two cores. A connection the origin closed while idle is reopened and
+    the request sent again once, as urllib3 does for a stale pooled connection.
+    """
+
+    def __init__(self, origin_url: str, timeout: float = 30.0) -> None:
+        parts = urlsplit(origin_url)
+        if parts.hostname is None or parts.port is None:
+            raise ValueError("the origin URL needs a host and a port")
+        self.host, self.port = parts.hostname, parts.port
+        self.timeout = timeout
+        self._local = threading.local()
+        self._all: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            return connection, True
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        self._local.connection = connection
+        with self._lock:
+            self._all.append(connection)
+        return connection, False
+
+    def _drop(self, connection: http.client.HTTPConnection) -> None:
+        connection.close()
+        self._local.connection = None
+        with self._lock:
+            if connection in self._all:
+                self._all.remove(connection)
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Send one request; ``(status, headers, body)``. Raises ``OSError`` or
+        ``http.client.HTTPException`` when the origin cannot be reached."""
+        for _attempt in range(2):
+            connection, reused = self._connection()
+            try:
+                connection.request(method, path, body=body or None, headers=headers)
+                response = connection.getresponse()
+                content = response.read()
+            except (ConnectionError, http.client.RemoteDisconnected):
+                self._drop(connection)
+                if reused:
+                    continue  # the origin closed an idle connection: once more, on a new one
+                raise
+            except (OSError, http.client.HTTPException):
+                self._drop(connection)
+                raise
+            if response.will_close:
+                self._drop(connection)
+            return response.status, response.getheaders(), content
+        raise ConnectionError("the origin closed the connection")
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._all = self._all, []
+        for connection in connections:
+            connection.close()
 
 
 class Edge:
@@ -75,8 +143,7 @@ class LocalCloudFront:
         self.origin_id = "api"
         self.domain_name = "sandbox.cloudfront.net"
         self.edges = [Edge(self, i) for i in range(count)]
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
+        self.origin = OriginConnections(self.origin_url)
         self._lock = threading.Lock()
 
     @property
@@ -87,16 +154,6 @@ class LocalCloudFront:
         self.distribution_id = distribution_id
         self.origin_id = origin_id
         self.domain_name = domain_name
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.trust_env = False  # loopback only: never a proxy from the environment
-            self._local.session = session
-            with self._lock:
-                self._sessions.append(session)
-        return session
 
     def origin_headers(self, edge: int) -> dict[str, str]:
         """The origin custom headers edge *edge* adds right now."""
@@ -116,29 +173,26 @@ class LocalCloudFront:
         headers.update(custom)
         viewer = request.remote_addr or "127.0.0.1"
         headers["X-Forwarded-For"] = viewer
-        headers["Via"] = f"2.0 {uuid.uuid4().hex}.cloudfront.net (CloudFront)"
-        headers["X-Amz-Cf-Id"] = uuid.uuid4().hex
+        # os.urandom rather than uuid4: a third of the cost, and these are only identifiers.
+        headers["Via"] = f"2.0 {os.urandom(16).hex()}.cloudfront.net (CloudFront)"
+        headers["X-Amz-Cf-Id"] = os.urandom(16).hex()
         headers["CloudFront-Forwarded-Proto"] = "https"
         try:
-            upstream = self._session().request(
-                request.method,
-                f"{self.origin_url}{request.full_path.rstrip('?')}",
-                headers=headers,
-                data=request.get_data(),
-                timeout=10,
-                allow_redirects=False,
+            status, upstream_headers, content = self.origin.request(
+                request.method, request.full_path.rstrip("?"), headers, request.get_data()
             )
-        except requests.RequestException:
+        except (OSError, http.client.HTTPException):
             return Response(
                 "<html><body><h1>502 Bad Gateway</h1></body></html>",
                 status=502,
                 content_type="text/html",
                 headers={"X-Cache": "Error from cloudfront", "X-Amz-Cf-Pop": edge.pop},
             )
-        response = Response(upstream.content, status=upstream.status_code)
-        for name, value in upstream.headers.items():
-            if name.lower() not in _RESPONSE_DROPPED:
-                response.headers[name] = value
+        response = Response(
+            content,
+            status=status,
+            headers=[(n, v) for n, v in upstream_headers if n.lower() not in _RESPONSE_DROPPED],
+        )
         response.headers["X-Cache"] = "Miss from cloudfront"
         response.headers["X-Amz-Cf-Pop"] = edge.pop
         response.headers["Via"] = headers["Via"]
@@ -151,7 +205,4 @@ class LocalCloudFront:
     def stop(self) -> None:
         for edge in self.edges:
             edge.server.stop()
-        with self._lock:
-            for session in self._sessions:
-                session.close()
-            self._sessions = []
+        self.origin.close()

@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -43,6 +44,7 @@ REPO = Path(__file__).resolve().parents[2]
 FUNCTIONS_DIR = REPO / "functions"
 STATE_MACHINE_FILE = REPO / "statemachine" / "rotation.asl.json"
 MOTO_VERSION = "5.2.5"
+ACCOUNT = "123456789012"  # moto's default account
 
 if str(FUNCTIONS_DIR) not in sys.path:
     sys.path.insert(0, str(FUNCTIONS_DIR))
@@ -215,6 +217,21 @@ class InProcessLambda:
             for arn in [a for a in self._pools if a.endswith(f":function:{function_name}")]:
                 del self._pools[arn]
 
+    def prewarm(self, fn: LambdaFunction, count: int, event: Any) -> int:
+        """Have at least *count* instances of *fn*, each initialised with one *event* (as
+        provisioned concurrency would): later concurrency up to *count* starts no new one.
+        Returns how many were started."""
+        taken = [self._checkout(fn) for _ in range(count)]
+        started = sum(1 for _, instance in taken if instance.invocations == 0)
+        try:
+            for _, instance in taken:
+                instance.invocations += 1
+                instance.handler(event, FakeContext(fn.function_name))
+        finally:
+            for pool, instance in taken:
+                self._checkin(fn, pool, instance)
+        return started
+
     def warm_instances(self, function_name: str) -> int:
         with self._lock:
             return sum(
@@ -237,6 +254,13 @@ class PreconditionFailed(CloudFrontException):
 class Throttling(CloudFrontException):
     def __init__(self) -> None:
         super().__init__("Throttling", "Rate exceeded")
+
+
+# CloudFront answers Throttling, but botocore's CloudFront model has no shape for it: moto
+# warns on every one it serialises. The fault is injected on purpose.
+warnings.filterwarnings(
+    "ignore", message=r"Exception\(Throttling\) with code Throttling", category=UserWarning
+)
 
 
 @dataclass
@@ -305,6 +329,10 @@ class CloudFrontEdges:
         self.never_deploy = False
         self.updates = 0
         self.precondition_failures = 0
+        self.throttled = 0
+        # (monotonic time of each UpdateDistribution, when its last edge switches): CloudFront's
+        # own deploy time, which the rotation benchmark subtracts from a rotation's wall time.
+        self.deploy_log: list[tuple[float, float]] = []
 
     # -- state ----------------------------------------------------------------
     def _new_etag(self) -> str:
@@ -352,6 +380,7 @@ class CloudFrontEdges:
             now = self.clock()
             for state in self._state.values():
                 state.rollouts[-1].switch_at = [min(t, now) for t in state.rollouts[-1].switch_at]
+            self.deploy_log = [(start, min(end, now)) for start, end in self.deploy_log]
 
     # -- patched backend calls ------------------------------------------------
     def install(self) -> None:
@@ -410,6 +439,7 @@ class CloudFrontEdges:
                     for _ in range(edges.edges)
                 ]
                 state.rollouts.append(Rollout(_origin_headers(dist.distribution_config), switch_at))
+                edges.deploy_log.append((now, max(switch_at)))
                 state.rollouts = state.rollouts[-8:]
                 state.etag = dist.etag = edges._new_etag()
                 return dist, result[1], dist.etag
@@ -427,6 +457,7 @@ class CloudFrontEdges:
         with self._lock:
             if self.throttle_next > 0:
                 self.throttle_next -= 1
+                self.throttled += 1
                 raise Throttling()
 
     def uninstall(self) -> None:

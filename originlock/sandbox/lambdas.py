@@ -29,6 +29,10 @@ class SandboxLambda(InProcessLambda):
         with self.output.capturing():
             return super().run(fn, event)
 
+    def prewarm(self, fn: Any, count: int, event: Any) -> int:
+        with self.output.capturing():
+            return super().prewarm(fn, count, event)
+
     def last_was_cold(self) -> bool:
         """Whether this thread's last invocation started a new instance."""
         return bool(getattr(self._local, "cold", False))

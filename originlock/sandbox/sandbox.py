@@ -26,7 +26,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,9 +40,10 @@ from infra.constants import SCHEDULE_INPUT
 from originlock.sandbox import harness
 from originlock.sandbox.apigateway import LocalApiGateway
 from originlock.sandbox.cloudfront import LocalCloudFront
+from originlock.sandbox.faults import SsmFaults
 from originlock.sandbox.lambdas import SandboxLambda
 from originlock.sandbox.output import OutputCapture, ThreadOutput
-from originlock.sandbox.servers import LOOPBACK
+from originlock.sandbox.servers import LOOPBACK, moto_server
 from originlock.target import (
     SANDBOX_NAME,
     SANDBOX_STACK,
@@ -89,6 +90,9 @@ class SandboxTimings:
         ``DEPLOY_TIMEOUT_SECONDS``.
     task_budget:
         Seconds allowed per Lambda task (no retry) when stating the revoke bound.
+    token_max_staleness:
+        How long an authorizer instance that cannot read SSM serves its last good copy
+        (``TOKEN_MAX_STALENESS_SECONDS``); ``None``: the function's default (900 s).
     """
 
     deploy_window: tuple[float, float] = (1.0, 3.0)
@@ -100,6 +104,7 @@ class SandboxTimings:
     drain: float = 2.0
     deploy_timeout: float = 60.0
     task_budget: float = 1.0
+    token_max_staleness: float | None = None
 
     @property
     def stage_wait(self) -> float:
@@ -144,11 +149,14 @@ class SandboxTimings:
         }
 
     def authorizer_env(self) -> dict[str, str]:
-        return {
+        env = {
             "TOKEN_CACHE_MAX_AGE_SECONDS": f"{self.token_cache_max_age}",
             "TOKEN_REFRESH_MIN_INTERVAL_SECONDS": f"{self.token_refresh_interval}",
             "METRICS_FLUSH_INTERVAL_SECONDS": "60",
         }
+        if self.token_max_staleness is not None:
+            env["TOKEN_MAX_STALENESS_SECONDS"] = f"{self.token_max_staleness}"
+        return env
 
 
 @dataclass
@@ -251,6 +259,7 @@ class Sandbox:
         self.cloudfront: LocalCloudFront | None = None
         self.output: ThreadOutput | None = None
         self.ssm_counter: SsmReadCounter | None = None
+        self.ssm_faults: SsmFaults | None = None
         self.session: Any = None
 
     # -- lifecycle ---------------------------------------------------------------
@@ -277,8 +286,6 @@ class Sandbox:
         self._started = False
 
     def _start(self) -> None:
-        from moto.server import ThreadedMotoServer
-
         stack = self._stack
         # Quiet: werkzeug logs a line per request (moto's server and ours), and
         # moto's interpreter logs every failed state with its whole repr: the CLI shows
@@ -296,10 +303,10 @@ class Sandbox:
         stack.callback(capture.uninstall)
         capture.bind_services(POWERTOOLS_SERVICES)
 
-        server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
+        server = moto_server()
         server.start()
         stack.callback(server.stop)
-        _, port = server.get_host_and_port()
+        port = server.port
         self.endpoint_url = f"http://{LOOPBACK}:{port}"
         self._set_environment(port)
         self._configure_moto()
@@ -351,6 +358,9 @@ class Sandbox:
         self.ssm_counter = SsmReadCounter(self.deployment.parameter_name)
         self.ssm_counter.install()
         stack.callback(self.ssm_counter.uninstall)
+        self.ssm_faults = SsmFaults(self.deployment.parameter_name)
+        self.ssm_faults.install()
+        stack.callback(self.ssm_faults.uninstall)
         stack.callback(self._finish_executions)
 
         self.api.configure(self.deployment.api_id, self.deployment.authorizer_function)
@@ -620,6 +630,66 @@ class Sandbox:
         """Every edge switches now (skip the rest of a deploy window)."""
         assert self.edges is not None
         self.edges.finish_deployments()
+
+    # -- reconfiguring a running sandbox (benchmarks and fault injection) ------------------------
+    def update_function_env(self, function: str, changes: dict[str, str | None]) -> None:
+        """Set (or, with ``None``, remove) environment variables of *function*, as
+        ``UpdateFunctionConfiguration`` does: new invocations run on fresh instances."""
+        lam = self.client("lambda")
+        config = lam.get_function_configuration(FunctionName=function)
+        variables = dict((config.get("Environment") or {}).get("Variables") or {})
+        for key, value in changes.items():
+            if value is None:
+                variables.pop(key, None)
+            else:
+                variables[key] = value
+        lam.update_function_configuration(
+            FunctionName=function, Environment={"Variables": variables}
+        )
+
+    @contextlib.contextmanager
+    def retimed(self, timings: SandboxTimings) -> Iterator[SandboxTimings]:
+        """Run the block with other timings: the functions' settings (fresh instances, as any
+        configuration change), the deploy window and API Gateway's TTL. The timings in force
+        before are put back at exit."""
+        saved = self.timings
+        self._apply_timings(timings)
+        try:
+            yield timings
+        finally:
+            self._apply_timings(saved)
+
+    def _apply_timings(self, timings: SandboxTimings) -> None:
+        assert self.edges is not None and self.api is not None
+        authorizer: dict[str, str | None] = {"TOKEN_MAX_STALENESS_SECONDS": None}
+        authorizer.update(timings.authorizer_env())
+        self.update_function_env(self.authorizer_function, authorizer)
+        self.update_function_env(self.rotate_function, dict(timings.rotate_env()))
+        self.edges.deploy_window = timings.deploy_window
+        self.api.ttl = timings.authorizer_ttl
+        self.timings = timings
+
+    def prewarm_authorizer(self, count: int) -> int:
+        """Start authorizer instances until *count* are warm (each has read the document), as
+        provisioned concurrency would; returns how many were started."""
+        from moto.awslambda.models import lambda_backends
+
+        from originlock.document import TokenDocument
+
+        assert self.lambdas is not None
+        value = self.client("ssm").get_parameter(Name=self.parameter_name, WithDecryption=True)
+        current = TokenDocument.parse(value["Parameter"]["Value"]).current
+        event = {
+            "version": "2.0",
+            "type": "REQUEST",
+            "routeKey": "$default",
+            "identitySource": [current],
+            "headers": {self.header_name: current},
+        }
+        function = lambda_backends[harness.ACCOUNT][self.region].get_function(
+            self.authorizer_function
+        )
+        return self.lambdas.prewarm(function, count, event)
 
 
 class _EndpointSession:

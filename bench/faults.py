@@ -1,0 +1,487 @@
+"""Faults injected on purpose, each with live traffic through every CloudFront edge.
+
+One client per edge sends a request every 20 ms for the whole scenario; each fault is one
+row of the table: what was injected (``tried``: how many failed calls, crashes or
+deployments), whether the system came through as documented (``survived``: the rotation
+completed, by itself or on the rerun the runbook prescribes, and no legitimate request was
+lost outside a documented window), and the legitimate requests sent and lost meanwhile.
+
+A run that fails is followed by a rerun, as the runbook prescribes; to keep the scenario
+short, that rerun is the next row's run, and it must get past the state where the failed run
+stopped (``the next run passed ...`` in the table). The faults, in order:
+
+* CloudFront throttles ``Stage``'s read beyond the SDK's retries: ``Stage`` has no ``Retry``
+  for ``CloudFrontThrottledError``, the run fails before writing anything;
+* CloudFront throttles the switch (``throttle_next``: the SDK's own retries, then the
+  workflow's ``Retry`` on ``CloudFrontThrottledError``);
+* a storm of ``PreconditionFailed`` (``foreign_updates_before_next``: someone else updates
+  the distribution before each of our updates);
+* a crash of the rotate function in each step (``crash_steps``), after its writes and before
+  it answers, as a Lambda timeout would; in ``release_lock``, before it runs, which leaves
+  the lock held by a failed execution for the next run to take over;
+* a deployment that never finishes (``never_deploy``, a 3 s deploy timeout):
+  ``DeploymentTimeoutError`` with both values accepted, then CloudFront finishes and the
+  rerun resumes with the staged value;
+* SSM throttled, then SSM not answering, for the authorizer's reads during 1.5 s: instances
+  serve their last good copy (max staleness 20 s) and nothing is lost;
+* SSM unreachable for longer than a small max staleness (1.5 s): the authorizer fails closed
+  (403) from at most the staleness bound + API Gateway's TTL after the outage starts, and
+  accepts again within a refresh interval + the TTL after it ends. Those 403s are the
+  documented price; a request refused outside that window, or accepted inside it, is not.
+
+``python -m bench.faults`` runs it in a sandbox of its own; ``tests/e2e/test_faults.py``
+runs :func:`run_scenario` against the e2e sandbox and asserts the same table.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from originlock import operations
+from originlock.observe import LEGIT, Observer, Run
+from originlock.sandbox import Sandbox, SandboxTimings
+from originlock.traffic import Sent, Traffic, rejected
+
+# The sandbox's timings while faults are injected: a rotation takes ~4 s.
+FAULT_TIMINGS = SandboxTimings(
+    deploy_window=(0.2, 0.8),
+    authorizer_ttl=1.0,
+    token_cache_max_age=0.5,
+    token_refresh_interval=0.25,
+    margin=0.25,
+    poll_interval=1.0,
+    drain=1.0,
+    deploy_timeout=3.0,
+)
+LEGIT_INTERVAL = 0.02
+EDGE_CLIENTS = 1
+# SSM outages: a short one within the max staleness, a long one beyond a small one.
+SHORT_OUTAGE = 1.5
+SHORT_STALENESS = 20.0
+LONG_OUTAGE = 4.0
+SMALL_STALENESS = 1.5
+RECOVERY = 0.8
+# Warm authorizer instances before an outage: more than the clients can keep busy at once,
+# so no instance is started (and reads SSM for the first time) during the outage.
+PREWARM = 6
+# Slack on the fail-closed window's edges, for a loaded machine.
+SLACK = 0.5
+
+ROTATE_STATES = {
+    "validate": "Validate",
+    "acquire_lock": "AcquireLock",
+    "stage": "Stage",
+    "switch": "SwitchOrigin",
+    "check_deployed": "CheckDeployed",
+    "verify": "Verify",
+    "promote": "Promote",
+    "retire": "Retire",
+    "reset_authorizer_caches": "ResetCaches",
+    "release_lock": "ReleaseLock",
+}
+# A crash after the step's writes (as a Lambda timeout would), except ReleaseLock: a crash
+# before it leaves the lock held by a failed execution, which the next run must take over.
+CRASH_WHEN = {"release_lock": "before"}
+
+FAULTS = (
+    "CloudFront throttles Stage beyond the SDK retries",
+    "CloudFront throttles the switch",
+    "PreconditionFailed storm",
+    *(f"crash in {step}" for step in ROTATE_STATES),
+    "deployment never finishes",
+    "SSM throttled (authorizer), within max staleness",
+    "SSM not answering (authorizer), within max staleness",
+    "SSM unreachable beyond max staleness",
+)
+
+
+@dataclass
+class FaultRow:
+    fault: str
+    tried: int
+    survived: bool
+    legit_requests: int
+    legit_lost: int
+    outcome: str
+    # Refusals the documentation announces (the fail-closed window); 0 elsewhere.
+    documented_window_lost: int = 0
+    lost_outside_window: int = 0
+    seconds: float = 0.0
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class FaultScenario(Observer):
+    """The faults above, one after the other, against a started sandbox."""
+
+    rows: list[FaultRow] = field(default_factory=list)
+    # A row whose failed run the next run must get past (the state it must pass).
+    awaiting: tuple[FaultRow, str] | None = None
+
+    def run(
+        self,
+        label: str,
+        start: Callable[[], str],
+        on_update: Callable[[operations.Outcome], None] = lambda outcome: None,
+    ) -> Run:
+        run = super().run(label, start, on_update)
+        if self.awaiting is not None:
+            row, state = self.awaiting
+            self.awaiting = None
+            passed = any(s.name == state and s.status == "succeeded" for s in run.outcome.steps)
+            row.survived = row.survived and passed
+            row.outcome += (
+                f"; the next run passed {state}"
+                if passed
+                else (f"; the next run did NOT pass {state}")
+            )
+            row.runs.append(run.to_json() | {"label": f"{row.fault}: rerun"})
+        return run
+
+    def row(
+        self,
+        fault: str,
+        tried: int,
+        ok: bool,
+        outcome: str,
+        runs: list[Run],
+        *,
+        window_lost: int = 0,
+    ) -> FaultRow:
+        phase = self.phases[-1]
+        self.phase("")
+        legit = self.records(phase, LEGIT)
+        lost = len(rejected(legit))
+        outside = lost - window_lost
+        row = FaultRow(
+            fault=fault,
+            tried=tried,
+            survived=ok and outside == 0 and tried > 0,
+            legit_requests=len(legit),
+            legit_lost=lost,
+            outcome=outcome,
+            documented_window_lost=window_lost,
+            lost_outside_window=outside,
+            seconds=round(phase.end - phase.start, 2),
+            runs=[run.to_json() for run in runs],
+        )
+        self.rows.append(row)
+        return row
+
+    def settle(self, seconds: float = 0.2) -> None:
+        """Let the previous row's rollout and caches settle before the next fault."""
+        self.sandbox.finish_deployments()
+        time.sleep(seconds)
+
+    # -- CloudFront --------------------------------------------------------------------------------
+    def throttled_switch(self) -> FaultRow:
+        edges = self.sandbox.edges
+        assert edges is not None
+        fault = FAULTS[1]
+        self.phase(fault)
+        before = edges.throttled
+        injected: list[bool] = []
+
+        def inject(outcome: operations.Outcome) -> None:
+            # Once Stage is done (nothing else calls CloudFront before the switch).
+            if not injected and any(s.name == "WaitForAuthorizers" for s in outcome.steps):
+                edges.throttle_next = 5
+                injected.append(True)
+
+        run = self.run(fault, self.start_rotation, on_update=inject)
+        retries = sum(s.retries for s in run.outcome.steps if s.name == "SwitchOrigin")
+        return self.row(
+            fault,
+            edges.throttled - before,
+            run.outcome.succeeded,
+            f"SwitchOrigin retried {retries}x; {run.outcome.status}",
+            [run],
+        )
+
+    def throttled_stage(self) -> FaultRow:
+        """The run fails in Stage before writing anything; the next row's run is its rerun."""
+        edges = self.sandbox.edges
+        assert edges is not None
+        fault = FAULTS[0]
+        self.phase(fault)
+        before = edges.throttled
+        # Every attempt of Stage's GetDistributionConfig: the rotate function's client makes
+        # 1 + 3 retries (botocore's max_attempts counts retries).
+        edges.throttle_next = 4
+        run = self.run(fault, self.start_rotation)
+        edges.throttle_next = 0
+        ok = run.outcome.status == "FAILED" and run.outcome.failed_step == "Stage"
+        row = self.row(
+            fault,
+            edges.throttled - before,
+            ok,
+            f"{run.outcome.status} at {run.outcome.failed_step} ({run.outcome.error}: Stage has "
+            "no Retry for it)",
+            [run],
+        )
+        self.awaiting = (row, "Stage")
+        return row
+
+    def precondition_storm(self) -> FaultRow:
+        edges = self.sandbox.edges
+        assert edges is not None
+        fault = FAULTS[2]
+        self.phase(fault)
+        before = edges.precondition_failures
+        edges.foreign_updates_before_next = 3
+        run = self.run(fault, self.start_rotation)
+        edges.foreign_updates_before_next = 0
+        retries = sum(s.retries for s in run.outcome.steps if s.name == "SwitchOrigin")
+        return self.row(
+            fault,
+            edges.precondition_failures - before,
+            run.outcome.succeeded,
+            f"SwitchOrigin retried {retries}x with a fresh ETag; {run.outcome.status}",
+            [run],
+        )
+
+    def deploy_never_finishes(self) -> FaultRow:
+        sb = self.sandbox
+        edges = sb.edges
+        assert edges is not None
+        fault = FAULTS[3 + len(ROTATE_STATES)]
+        self.phase(fault)
+        edges.never_deploy = True
+        try:
+            first = self.run(fault, self.start_rotation)
+        finally:
+            edges.never_deploy = False
+        sb.finish_deployments()  # CloudFront catches up
+        rerun = self.run(f"{fault}: rerun", self.start_rotation)
+        reused = _stage_reused(self, rerun)
+        ok = (
+            first.outcome.error == "DeploymentTimeoutError"
+            and rerun.outcome.succeeded
+            and reused is True
+        )
+        return self.row(
+            fault,
+            1,
+            ok,
+            f"{first.outcome.status} ({first.outcome.error}); rerun {rerun.outcome.status}, "
+            f"{'resumed with the staged value' if reused else 'did NOT reuse the staged value'}",
+            [first, rerun],
+        )
+
+    # -- the rotate function crashes -------------------------------------------------------------
+    def crashes(self) -> list[FaultRow]:
+        """A crash in each step, each run followed by the next, which must get past it."""
+        lambdas = self.sandbox.lambdas
+        assert lambdas is not None
+        rows: list[FaultRow] = []
+        for step, state in ROTATE_STATES.items():
+            when = CRASH_WHEN.get(step, "after")
+            fault = f"crash in {step}"
+            self.phase(fault)
+            lambdas.crash_steps[step] = when
+            run = self.run(fault, self.start_rotation)
+            lambdas.crash_steps.pop(step, None)
+            crashed = (
+                run.outcome.status == "FAILED"
+                and run.outcome.failed_step == state
+                and run.outcome.error == "SandboxCrashError"
+            )
+            what = "after its writes" if when == "after" else "before it ran"
+            row = self.row(
+                fault,
+                1,
+                crashed,
+                f"crashed {what}: {run.outcome.status} at {run.outcome.failed_step}",
+                [run],
+            )
+            # The next run is this one's rerun: it must get past the step (for a lock left
+            # held, take it over).
+            self.awaiting = (row, "AcquireLock" if step == "release_lock" else state)
+            rows.append(row)
+        return rows
+
+    # -- SSM -------------------------------------------------------------------------------------
+    def _authorizer_staleness(self, seconds: float) -> None:
+        sb = self.sandbox
+        sb.update_function_env(
+            sb.authorizer_function, {"TOKEN_MAX_STALENESS_SECONDS": f"{seconds}"}
+        )
+        time.sleep(0.5)  # the clients' traffic meets the fresh instances first
+        sb.prewarm_authorizer(PREWARM)
+        time.sleep(0.5)
+
+    def ssm_outage(self, fault: str, mode: str) -> FaultRow:
+        faults = self.sandbox.ssm_faults
+        assert faults is not None
+        self.phase(fault)
+        before = faults.injected
+        faults.start(mode, callers="authorizer")
+        try:
+            time.sleep(SHORT_OUTAGE)
+        finally:
+            faults.stop()
+        time.sleep(RECOVERY)
+        tried = faults.injected - before
+        return self.row(
+            fault,
+            tried,
+            True,
+            f"{tried} authorizer reads failed; last good copy served",
+            [],
+        )
+
+    def ssm_beyond_staleness(self) -> FaultRow:
+        sb = self.sandbox
+        faults = sb.ssm_faults
+        assert faults is not None
+        fault = FAULTS[-1]
+        self.phase(fault)
+        before = faults.injected
+        outage_start = time.monotonic()
+        faults.start("throttle", callers="authorizer")
+        try:
+            time.sleep(LONG_OUTAGE)
+        finally:
+            faults.stop()
+        outage_end = time.monotonic()
+        time.sleep(RECOVERY + sb.timings.authorizer_ttl)
+        phase = self.phases[-1]
+        legit = self.records(phase, LEGIT)
+        # No instance's last good read is older than the outage's start: beyond the
+        # staleness bound every one denies, and API Gateway serves a cached Allow for at most
+        # its TTL more. After the outage an instance reads again within a refresh interval
+        # and a cached Deny lives at most the TTL.
+        closed_from = outage_start + SMALL_STALENESS + sb.timings.authorizer_ttl + SLACK
+        reopen_by = (
+            outage_end + sb.timings.token_refresh_interval + sb.timings.authorizer_ttl + SLACK
+        )
+        inside = [r for r in legit if r.started >= closed_from and r.ended <= outage_end]
+        accepted_inside = [r for r in inside if r.status == 200]
+        window = [r for r in rejected(legit) if _overlaps(r, outage_start, reopen_by)]
+        statuses = {r.status for r in window}
+        tried = faults.injected - before
+        ok = bool(inside) and not accepted_inside and statuses <= {403}
+        return self.row(
+            fault,
+            tried,
+            ok,
+            f"fail closed: {len(inside) - len(accepted_inside)}/{len(inside)} refused beyond "
+            f"the bound, {len(accepted_inside)} accepted; open again after the outage",
+            [],
+            window_lost=len(window),
+        )
+
+    # -- all -------------------------------------------------------------------------------------
+    def play(self) -> list[FaultRow]:
+        sb = self.sandbox
+        for index, url in enumerate(sb.edge_urls):
+            for client in range(EDGE_CLIENTS):
+                self.traffic.start(
+                    LEGIT, index * EDGE_CLIENTS + client, f"{url}/orders", LEGIT_INTERVAL
+                )
+        time.sleep(1.0)
+        # A failed run's rerun is the next row's run: it must get past where it failed.
+        self.throttled_stage()
+        self.throttled_switch()
+        self.settle()
+        self.precondition_storm()
+        self.settle()
+        self.crashes()
+        self.deploy_never_finishes()
+        self.settle()
+        if self.awaiting is not None:
+            self.awaiting[0].survived = False  # no run followed it
+        self._authorizer_staleness(SHORT_STALENESS)
+        self.ssm_outage(FAULTS[-3], "throttle")
+        self.ssm_outage(FAULTS[-2], "timeout")
+        self._authorizer_staleness(SMALL_STALENESS)
+        self.ssm_beyond_staleness()
+        return self.rows
+
+
+def _overlaps(record: Sent, start: float, end: float) -> bool:
+    return record.ended >= start and record.started <= end
+
+
+def _stage_reused(observer: Observer, run: Run) -> bool | None:
+    for event in operations.history_events(observer.target, run.outcome.execution_arn):
+        details = event.get("stateExitedEventDetails") or {}
+        if details.get("name") == "Stage":
+            output = json.loads(details.get("output") or "{}")
+            return bool(output.get("stage", {}).get("result", {}).get("reused"))
+    return None
+
+
+def run_scenario(sb: Sandbox, say: Callable[[str], None] = lambda _text: None) -> dict[str, Any]:
+    """Every fault against a started sandbox (its timings are FAULT_TIMINGS meanwhile)."""
+    began = time.monotonic()
+    with sb.retimed(FAULT_TIMINGS):
+        traffic = Traffic(max_requests=20_000, time_limit=240.0)
+        scenario = FaultScenario(sb, traffic, execution_timeout=60.0, watch_interval=0.1)
+        try:
+            say("bench: faults, each with live traffic through every edge ...")
+            scenario.play()
+        finally:
+            traffic.stop()
+    rows = scenario.rows
+    legit = [r for r in traffic.snapshot() if r.kind == LEGIT]
+    report: dict[str, Any] = {
+        "bench": "faults",
+        "edges": len(sb.edge_urls),
+        "rows": [asdict(row) for row in rows],
+        "faults_tried": len(rows),
+        "faults_survived": sum(1 for row in rows if row.survived),
+        "legit_requests": len(legit),
+        "legit_lost": len(rejected(legit)),
+        "legit_lost_outside_documented_windows": sum(r.lost_outside_window for r in rows),
+        "seconds": round(time.monotonic() - began, 1),
+    }
+    values = sb.token_values()
+    text = json.dumps(report) + sb.lambda_output()
+    report["secrets_found"] = sum(1 for value in values if value in text)
+    report["pass"] = (
+        report["faults_survived"] == len(FAULTS) == len(rows)
+        and report["legit_lost_outside_documented_windows"] == 0
+        and report["secrets_found"] == 0
+    )
+    return report
+
+
+def table(report: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    view = Table(title="Faults injected with live traffic (legit = one client per edge, 50 req/s)")
+    for column in ("fault", "tried", "survived", "legit requests", "legit lost", "what happened"):
+        view.add_column(column, justify="left" if column in ("fault", "what happened") else "right")
+    for row in report["rows"]:
+        lost = str(row["legit_lost"])
+        if row["documented_window_lost"]:
+            lost = f"{row['lost_outside_window']} (+{row['documented_window_lost']} fail-closed)"
+        view.add_row(
+            row["fault"],
+            str(row["tried"]),
+            "[green]yes[/green]" if row["survived"] else "[red]NO[/red]",
+            str(row["legit_requests"]),
+            lost,
+            row["outcome"],
+        )
+    return view
+
+
+def main() -> int:
+    from rich.console import Console
+
+    with Sandbox(edges=3, timings=FAULT_TIMINGS, seed=7, stack=False) as sb:
+        report = run_scenario(sb, say=lambda text: print(text, file=sys.stderr))
+    Console(width=160).print(table(report))
+    print(json.dumps(report, sort_keys=True), flush=True)
+    return 0 if report["pass"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
