@@ -91,7 +91,10 @@ def run_scenario(
     began = time.monotonic()
     instances = sb.prewarm_authorizer(clients + 4)
     cold_before = len(api.cold_latencies)
-    observer = Observer(sb, Traffic(max_requests=0), execution_timeout=180.0)
+    # Followed every second, as the CLI follows a rotation on AWS every 2 s: on two cores,
+    # the demo's 4 polls a second (each a DescribeExecution and the whole history) cost
+    # the sandbox a fifth of a core, a third of what it has left for requests.
+    observer = Observer(sb, Traffic(max_requests=0), execution_timeout=180.0, watch_interval=1.0)
     process = TrafficProcess(_plans(sb, clients, offered), time_limit=240.0)
     process.start()
     try:

@@ -332,7 +332,7 @@ class Sandbox:
             self.lambdas, header_name=header, ttl=self.timings.authorizer_ttl
         )
         stack.callback(self.api.stop)
-        self.cloudfront = LocalCloudFront(self.edges, self.edge_count, self.api.url)
+        self.cloudfront = LocalCloudFront(self.edges, self.edge_count, self.api)
         stack.callback(self.cloudfront.stop)
         harness.RESET_LISTENERS.append(self.api.reset_cache)
         stack.callback(_remove, harness.RESET_LISTENERS, self.api.reset_cache)

@@ -11,7 +11,7 @@ from originlock.sandbox import Sandbox
 
 pytestmark = pytest.mark.e2e
 
-SHORT = DemoSettings(baseline=1.0, pause=0.3, tail=0.5, time_limit=60.0)
+SHORT = DemoSettings(baseline=1.0, pause=0.3, tail=0.5, time_limit=240.0)
 
 
 def test_demo_scenario_loses_no_legit_request_and_lets_no_attacker_in(sandbox: Sandbox) -> None:
