@@ -9,8 +9,9 @@ Bounds (``t`` = the moment the document changes in SSM):
   instance from ``t + refresh_min_interval`` on: a miss makes the instance re-read;
 * a value removed from the document is refused by every instance from
   ``t + cache_max_age`` on (or at once by fresh instances);
-* while SSM cannot be read, the last good set is served until ``max_staleness``
-  after the last good read; then everything is denied until a read succeeds.
+* while SSM cannot be read (any exception from the reader, or a corrupt document),
+  the last good set is served until ``max_staleness`` after the last good read; then
+  everything is denied until a read succeeds.
 """
 
 from __future__ import annotations
@@ -74,6 +75,13 @@ class AcceptedSetCache:
             return
         except CorruptDocumentError:
             self._on_error("CorruptDocument")
+            return
+        except Exception as exc:
+            # Any other failure (a reader bug, a botocore surprise) is an outage like the
+            # ones above: serve the last good set. Raised from here it would deny the
+            # current value, and API Gateway would cache that Deny for its whole TTL.
+            # The type name only: the message could quote what was read.
+            self._on_error(type(exc).__name__)
             return
         self._accepted = document.accepted()
         self.generation = document.generation

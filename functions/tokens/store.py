@@ -114,7 +114,7 @@ class ExtensionReader:
 
 
 def ssm_client(**kwargs: Any) -> Any:
-    """A botocore SSM client with short timeouts and standard retries."""
+    """A botocore SSM client with short timeouts and a single attempt (no SDK retry)."""
     import botocore.session
     from botocore.config import Config
 

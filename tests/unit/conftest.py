@@ -9,12 +9,14 @@ from types import SimpleNamespace
 import pytest
 
 import authorizer.handler
+from authorizer.telemetry import Telemetry
 from tests.unit.fakes import (
     PARAMETER_NAME,
     AuthorizerInstance,
     FakeClock,
     FakeParameter,
     Tokens,
+    UnexpectedErrors,
     document_json,
 )
 
@@ -91,6 +93,25 @@ def instance(
     monkeypatch.setattr(authorizer.handler, "default_reader", lambda *_args: parameter)
     monkeypatch.setattr(authorizer.handler, "time", SimpleNamespace(monotonic=clock))
     return AuthorizerInstance(parameter, clock, handler_environ)
+
+
+@pytest.fixture
+def unexpected_errors(monkeypatch: pytest.MonkeyPatch) -> UnexpectedErrors:
+    """Record each error the handler turns into a deny; the real telemetry still runs.
+
+    The handler denies on any exception (right in production), so its responses alone
+    cannot tell a clean deny from a crash: a test that must see no crash asserts this
+    list stays empty.
+    """
+    caught = UnexpectedErrors()
+    report = Telemetry.unexpected
+
+    def recording(self: Telemetry, exc: BaseException) -> None:
+        caught.append(exc)
+        report(self, exc)
+
+    monkeypatch.setattr(Telemetry, "unexpected", recording)
+    return caught
 
 
 @pytest.fixture

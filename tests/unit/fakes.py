@@ -1,4 +1,4 @@
-"""In-memory fakes of the authorizer's ports (the parameter reader, the clock) and event helpers."""
+"""In-memory fakes of the authorizer's ports (the parameter reader, the clock) and test helpers."""
 
 from __future__ import annotations
 
@@ -49,6 +49,16 @@ class FakeParameter:
         if self.value is None:
             raise StoreError("ParameterNotFound")
         return self.value
+
+
+class UnexpectedErrors(list[BaseException]):
+    """Every exception the handler's last-resort ``except`` caught, in order."""
+
+    def report(self) -> str:
+        """The caught exceptions with their tracebacks, for an assertion message."""
+        import traceback
+
+        return "\n".join("".join(traceback.format_exception(exc)) for exc in self)
 
 
 @dataclass(frozen=True)

@@ -280,3 +280,35 @@ def test_cache_denies_when_the_first_document_is_corrupt(
 
     assert decide(cache, "null") == Decision(False, reason="store_unavailable")
     assert errors == ["CorruptDocument"]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [RuntimeError("reader bug"), KeyError("Parameter"), TypeError("bad"), MemoryError()],
+    ids=type,
+)
+def test_cache_serves_the_last_good_set_when_the_reader_raises_an_unexpected_exception(
+    cache: AcceptedSetCache,
+    parameter: FakeParameter,
+    clock: FakeClock,
+    tokens: Tokens,
+    errors: Errors,
+    failure: Exception,
+) -> None:
+    # Given a warm instance that allowed the current value
+    assert decide(cache, tokens.current) == Decision(True, "current")
+
+    # When its copy expires and the reader fails in a way no adapter promises
+    parameter.failure = failure
+    clock.advance(MAX_AGE)
+    decision = decide(cache, tokens.current)
+
+    # Then the same value is still allowed from the last good copy: raised from here,
+    # the failure would deny it, and API Gateway would cache that Deny for its TTL
+    assert decision == Decision(True, "current")
+    assert parameter.reads == 2
+    # and the failure is reported like any failed read, by its type name only
+    assert errors == [type(failure).__name__]
+    # up to the staleness bound, like any other failed read
+    clock.advance(STALENESS - MAX_AGE + 0.001)
+    assert decide(cache, tokens.current) == Decision(False, reason="store_unavailable")

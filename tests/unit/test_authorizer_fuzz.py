@@ -1,9 +1,11 @@
 """Anything an attacker can put in a request ends in a deny, never in an exception.
 
-Generated events: nested junk, random headers, near misses of the real values, the
-origin header in random case, lists, numbers and nulls where strings belong. The
-heavy run (100,000 examples) belongs to the soak target; here a modest number
-keeps the unit suite fast.
+Generated events: nested junk, random headers, near misses of the real values, 1 MB
+values, the origin header in random case, lists, numbers and nulls where strings
+belong. The handler turns any exception into a deny, so a deny alone proves nothing
+about exceptions: each example also checks that the handler's last-resort ``except``
+caught nothing. The heavy run (100,000 examples) belongs to the soak target; here a
+modest number keeps the unit suite fast.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tests.unit.fakes import (
     HEADER,
     AuthorizerInstance,
     Tokens,
+    UnexpectedErrors,
     document_json,
     request_event,
 )
@@ -24,6 +27,7 @@ from tests.unit.fakes import (
 # One fixed document for every example: the strategies need its values up front.
 TOKENS = Tokens.fresh()
 REAL = TOKENS.all()
+MEGABYTE = 1 << 20
 
 scalars = st.one_of(
     st.none(),
@@ -79,7 +83,22 @@ def random_case(name: str) -> st.SearchStrategy[str]:
     )
 
 
-header_values = st.one_of(near_misses(), junk, st.text(max_size=100))
+@st.composite
+def huge_values(draw: st.DrawFn) -> str:
+    """A 1 MB value: an accepted one repeated, padded either side, or one character."""
+    real = draw(st.sampled_from(REAL))
+    shape = draw(st.sampled_from(["repeated", "extended", "suffixed", "one-character"]))
+    # Built here from a few draws: Hypothesis drawing a megabyte of text would be slow.
+    if shape == "repeated":
+        return (real * (MEGABYTE // len(real) + 1))[:MEGABYTE]
+    if shape == "extended":
+        return real + "A" * (MEGABYTE - len(real))
+    if shape == "suffixed":
+        return "A" * (MEGABYTE - len(real)) + real
+    return draw(st.characters()) * MEGABYTE
+
+
+header_values = st.one_of(near_misses(), junk, st.text(max_size=100), huge_values())
 
 
 @st.composite
@@ -117,8 +136,10 @@ def events(draw: st.DrawFn) -> Any:
 )
 @given(event=events())
 def test_authorizer_fuzz_generated_events_never_raise_and_never_allow(
-    instance: AuthorizerInstance, event: Any
+    instance: AuthorizerInstance, unexpected_errors: UnexpectedErrors, event: Any
 ) -> None:
+    # The fixtures live across examples: start each one with no error recorded.
+    unexpected_errors.clear()
     instance.parameter.value = document_json(
         pending=TOKENS.pending, current=TOKENS.current, previous=TOKENS.previous
     )
@@ -127,6 +148,7 @@ def test_authorizer_fuzz_generated_events_never_raise_and_never_allow(
     response = instance(event)
 
     assert response == {"isAuthorized": False}
+    assert not unexpected_errors, unexpected_errors.report()
 
 
 def test_authorizer_fuzz_instance_still_allows_the_real_values(

@@ -274,26 +274,56 @@ def test_handler_denies_each_malformed_setting(
     ],
     ids=type,
 )
-def test_handler_denies_when_the_reader_raises_an_unexpected_exception(
+def test_handler_counts_an_unexpected_reader_exception_as_a_store_error(
     instance: AuthorizerInstance,
     tokens: Tokens,
     failure: BaseException,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # Given a reader that fails in a way no adapter promises
+    # Given a fresh instance whose reader fails in a way no adapter promises
     instance.parameter.failure = failure
 
-    # When a request arrives, Then it is denied rather than answered with a 500
+    # When a request arrives, Then it is denied (no good set yet) rather than answered
+    # with a 500, and the failure is reported as a failed read, by its type name
     assert instance(request_event(tokens.current)) == DENY
     logged = log_lines(capsys.readouterr().out)
-    assert [line["error_type"] for line in logged if "error_type" in line] == [
+    assert [line["error_code"] for line in logged if "error_code" in line] == [
         type(failure).__name__
     ]
+    assert {line["reason"] for line in logged if "reason" in line} == {"store_unavailable"}
+    assert not [line for line in logged if "error_type" in line]
 
     # and once the reader works again, the instance serves as usual
     instance.parameter.failure = None
     instance.clock.advance(1)
     assert instance(request_event(tokens.current))["isAuthorized"] is True
+
+
+def test_handler_serves_the_last_good_set_when_the_reader_raises_an_unexpected_exception(
+    instance: AuthorizerInstance, tokens: Tokens, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a warm instance that allowed the current value
+    assert instance(request_event(tokens.current))["isAuthorized"] is True
+
+    # When its copy expires and the reader raises something no adapter promises,
+    # with a message that quotes a value
+    instance.parameter.failure = RuntimeError(f"reader bug holding {tokens.current}")
+    instance.clock.advance(60)
+    response = instance(request_event(tokens.current))
+    instance.clock.advance(60)  # a second failed read; this request flushes the metrics
+    assert instance(request_event(tokens.current))["isAuthorized"] is True
+
+    # Then the same value is still allowed from the last good copy (a Deny here would be
+    # cached by API Gateway for its TTL: a fleet-wide 403)
+    assert response == {"isAuthorized": True, "context": {"slot": "current"}}
+    # and the failure was counted and logged as a store error, by its type name only
+    out = capsys.readouterr().out
+    failed = [line for line in log_lines(out) if line["message"] == "token parameter read failed"]
+    assert failed and {line["error_code"] for line in failed} == {"RuntimeError"}
+    documents = emf_documents(out)
+    assert sum(metric(d, "StoreErrors") for d in documents if "StoreErrors" in d) == 2
+    assert not [d for d in documents if "AuthorizerErrors" in d]
+    assert tokens.current not in out
 
 
 def test_handler_denies_everything_after_a_long_outage_and_recovers(
@@ -368,17 +398,29 @@ def test_handler_logs_denials_at_a_bounded_rate(
     assert {line["reason"] for line in lines} == {"no_match"}
 
 
+class ExplodingHeaders(dict[str, object]):
+    """Headers that fail when read: a bug inside the handler, not in its reader."""
+
+    def items(self) -> Any:
+        raise RuntimeError("handler bug")
+
+
 def test_handler_counts_unexpected_errors_even_when_every_request_fails(
     instance: AuthorizerInstance, tokens: Tokens, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given a reader that fails unexpectedly on every read
-    instance.parameter.failure = RuntimeError("broken")
+    # Given a fault inside the handler that fails every request
+    event = request_event(tokens.current)
+    event["headers"] = ExplodingHeaders(event["headers"])
 
     # When requests keep arriving for over a minute
     for _ in range(62):
-        assert instance(request_event(tokens.current)) == DENY
+        assert instance(event) == DENY
         instance.clock.advance(1)
 
-    # Then the failures reach the metrics
-    documents = emf_documents(capsys.readouterr().out)
+    # Then the failures reach the metrics, and the log names the type only
+    out = capsys.readouterr().out
+    documents = emf_documents(out)
     assert documents and metric(documents[0], "AuthorizerErrors") >= 60
+    assert {line["error_type"] for line in log_lines(out) if "error_type" in line} == {
+        "RuntimeError"
+    }

@@ -57,6 +57,17 @@ def unrecorded() -> Iterator[None]:
         logging.disable(logging.NOTSET)
 
 
+class HeadersThatRaise(dict[str, object]):
+    """Headers whose reading fails with a message that quotes a value: a handler bug."""
+
+    def __init__(self, headers: dict[str, object], secret: str) -> None:
+        super().__init__(headers)
+        self.secret = secret
+
+    def items(self) -> Any:
+        raise RuntimeError(f"handler bug holding {self.secret}")
+
+
 def forms(value: str) -> list[str]:
     raw = value.encode()
     return [value, value[:16], raw.hex(), base64.b64encode(raw).decode(), repr(raw)]
@@ -135,13 +146,17 @@ def test_authorizer_secrecy_no_token_value_in_any_output(
         request(tokens.current)
         flush_metrics()
 
-        # an unexpected exception from the reader that quotes a value
+        # an unexpected exception from the reader that quotes a value (a store error)
         authorizer.handler.reset()
         broken = FakeParameter()
         broken.failure = RuntimeError(f"reader bug holding {tokens.current}")
         real_reader = authorizer.handler.default_reader
         monkeypatch.setattr(authorizer.handler, "default_reader", lambda *_args: broken)
         request(tokens.current)
+        # an unexpected error inside the handler that quotes a value
+        event = request_event(tokens.current)
+        event["headers"] = HeadersThatRaise(event["headers"], tokens.current)
+        responses.append(authorizer.handler.lambda_handler(event, None))
         flush_metrics()
         monkeypatch.setattr(authorizer.handler, "default_reader", real_reader)
 
@@ -192,13 +207,14 @@ def test_authorizer_secrecy_no_token_value_in_any_output(
         True,  # parameter gone: last good served within the staleness bound
         False,  # past it
         False,  # flush
-        *[False, False],  # unexpected error, flush
+        *[False, False, False],  # reader exception (no good set yet), handler error, flush
         *[True, False, True, False],  # extension: allow, deny, refused read (last good), flush
         *[False, False],  # misconfigured, flush
     ]
     assert "token parameter read failed" in out
     assert "CorruptDocument" in out and "ParameterNotFound" in out and "Extension401" in out
     assert "authorizer misconfigured" in out and "RuntimeError" in out
+    assert "authorizer error" in out
     assert any(record.levelno == logging.DEBUG for record in caplog.records)
     for name in METRIC_NAMES:
         assert f'"{name}"' in out, name
