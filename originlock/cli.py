@@ -243,8 +243,7 @@ def rotate(
     reason: ReasonOption = "manual rotation",
     as_json: JsonOption = False,
 ) -> None:
-    """Rotate the origin secret now: stage, switch CloudFront, promote, retire. No request is
-    refused."""
+    """Rotate the origin secret now (stage, switch, promote, retire): no request is refused."""
     _run(_target(ctx), "rotate", None, wait, as_json, reason)
 
 
@@ -308,12 +307,49 @@ def history(
 def demo(
     edges: Annotated[int, typer.Option("--edges", min=1, max=16, help="CloudFront edges.")] = 4,
     as_json: JsonOption = False,
+    settings: Annotated[
+        str | None,
+        typer.Option(
+            "--settings",
+            hidden=True,  # for the e2e tests: shorter phases through the same command
+            help="DemoSettings fields as a JSON object, e.g. '{\"baseline\": 1}'.",
+        ),
+    ] = None,
 ) -> None:
-    """Offline, under 90 s: the sandbox under traffic through a scheduled rotation, a manual
-    one and an emergency revoke; prints what was lost (nothing) and what got in (nothing)."""
+    """Offline: rotations and a revoke under traffic; what was lost, what got in (nothing).
+
+    The sandbox under traffic: a scheduled rotation, a manual one, an emergency revoke all.
+
+    Exits 1 if an invariant broke (a legitimate request lost, an attacker let in).
+    """
     from originlock.demo import main as run_demo
 
-    raise typer.Exit(run_demo(edges=edges, as_json=as_json))
+    raise typer.Exit(run_demo(edges=edges, as_json=as_json, settings=_demo_settings(settings)))
+
+
+def _demo_settings(text: str | None) -> Any:
+    """``--settings`` as a ``DemoSettings``; a usage error (exit 2) if it is not one."""
+    from dataclasses import fields
+
+    from originlock.demo import DemoSettings
+
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    known = {f.name for f in fields(DemoSettings)}
+    if (
+        not isinstance(data, dict)
+        or not set(data) <= known
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in data.values())
+    ):
+        raise typer.BadParameter(
+            f"a JSON object of numbers, with some of: {', '.join(sorted(known))}",
+            param_hint="'--settings'",
+        )
+    return DemoSettings(**data)
 
 
 @app.command()

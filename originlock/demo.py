@@ -273,11 +273,16 @@ def build_report(scenario: Scenario) -> dict[str, Any]:
         "seconds": round(duration, 1),
     }
     broken: list[str] = []
-    if scenario.blog.get("cloudfront") != 200 or scenario.blog.get("api_without_header") not in (
-        401,
-        403,
-    ):
-        broken.append("the blog's test did not pass")
+    # API Gateway answers a request missing the identity source 401 without invoking the
+    # authorizer; a value it does not accept is the authorizer's Deny: 403.
+    expected_blog = {"api_without_header": 401, "api_with_a_guessed_value": 403, "cloudfront": 200}
+    unexpected = [
+        f"{check} answered {scenario.blog.get(check)}, expected {status}"
+        for check, status in expected_blog.items()
+        if scenario.blog.get(check) != status
+    ]
+    if unexpected:
+        broken.append(f"the blog's test did not pass: {'; '.join(unexpected)}")
     if legit_outside:
         broken.append(f"{legit_outside} legitimate requests refused outside the revoke window")
     if report["attacker"]["accepted"]:

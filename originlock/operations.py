@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from originlock.errors import ParameterError, RotationRunningError
-from originlock.target import HEADER_NAME, Target
+from originlock.target import Target
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 _FAILURE_EVENTS = ("TaskFailed", "LambdaFunctionFailed", "TaskTimedOut", "LambdaFunctionTimedOut")
@@ -321,7 +321,7 @@ def distribution_status(target: Target, document: Any) -> dict[str, Any] | None:
     sends = []
     for origin in distribution["DistributionConfig"]["Origins"].get("Items", []) or []:
         for header in (origin.get("CustomHeaders") or {}).get("Items", []) or []:
-            if header["HeaderName"].lower() == HEADER_NAME:
+            if header["HeaderName"].lower() == target.header_name:
                 value = header["HeaderValue"]
                 sends.append(
                     {
@@ -333,6 +333,7 @@ def distribution_status(target: Target, document: Any) -> dict[str, Any] | None:
     return {
         "id": target.distribution_id,
         "status": distribution.get("Status"),
+        "header_name": target.header_name,
         "domain_name": distribution.get("DomainName"),
         "sends": sends,
     }

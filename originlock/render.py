@@ -159,7 +159,7 @@ def status_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     distribution = data.get("distribution")
     if distribution:
         sends = ", ".join(f"{s['slot']} ({s['fingerprint']})" for s in distribution["sends"])
-        sends = sends or "no origin header"
+        sends = sends or f"no origin header ({distribution.get('header_name') or '?'})"
         rows.append(
             ("CloudFront", f"{distribution['id']} · {distribution['status']} · sends {sends}")
         )

@@ -31,6 +31,8 @@ AUTHORIZER_FUNCTION_NAME = f"{SANDBOX_NAME}-authorizer"
 SCHEDULE_NAME = f"{SANDBOX_NAME}-rotation"
 SCHEDULE_GROUP = "default"
 SANDBOX_STACK = f"{SANDBOX_NAME}-sandbox"
+# The CDK app's default ``headerName``; a stack that sets another one says so in its
+# ``OriginHeaderName`` output, the sandbox in its description.
 HEADER_NAME = "x-cf-api-gateway-token"
 SANDBOX_FILE_ENV = "ORIGINLOCK_SANDBOX_FILE"
 SANDBOX_REGION = "us-east-1"
@@ -50,6 +52,7 @@ OUTPUT_KEYS = {
     "AuthorizerFunctionName": "authorizer_function_name",
     "ScheduleName": "schedule_name",
     "ScheduleGroupName": "schedule_group",
+    "OriginHeaderName": "header_name",
 }
 REQUIRED_OUTPUTS = ("StateMachineArn", "ParameterName")
 
@@ -82,6 +85,12 @@ class Target:
     schedule_name: str | None = None
     schedule_group: str | None = None
     stack_name: str | None = None
+    # The origin header CloudFront adds (what ``status`` looks for on the distribution).
+    header_name: str = HEADER_NAME
+
+    def __post_init__(self) -> None:
+        # HTTP header names are case-insensitive; CloudFront keeps the case it was given.
+        object.__setattr__(self, "header_name", self.header_name.strip().lower())
 
     @property
     def local(self) -> bool:
@@ -256,6 +265,8 @@ def discover(session: Any, endpoint_url: str, region: str, info: dict[str, Any])
             "is originlock deployed there? (or pass --stack)"
         )
     outputs = info.get("outputs") or {}
+    header = str(info.get("header_name") or outputs.get("OriginHeaderName") or HEADER_NAME)
+    header = header.strip().lower()
     return Target(
         session=session,
         endpoint_url=endpoint_url,
@@ -263,22 +274,23 @@ def discover(session: Any, endpoint_url: str, region: str, info: dict[str, Any])
         description=f"sandbox at {endpoint_url}",
         state_machine_arn=arn,
         parameter_name=PARAMETER_NAME,
-        distribution_id=_find_distribution(probe),
+        distribution_id=_find_distribution(probe, header),
         api_url=info.get("api_url"),
         cloudfront_url=info.get("cloudfront_url"),
         authorizer_function_name=outputs.get("AuthorizerFunctionName", AUTHORIZER_FUNCTION_NAME),
         schedule_name=outputs.get("ScheduleName", SCHEDULE_NAME),
         schedule_group=outputs.get("ScheduleGroupName", SCHEDULE_GROUP),
+        header_name=header,
     )
 
 
-def _find_distribution(probe: Target) -> str | None:
-    """The distribution whose origin carries the origin header."""
+def _find_distribution(probe: Target, header_name: str) -> str | None:
+    """The distribution whose origin carries the origin header *header_name*."""
     listing = probe.client("cloudfront").list_distributions().get("DistributionList", {})
     items = listing.get("Items", []) or []
     for item in items:
         for origin in item.get("Origins", {}).get("Items", []) or []:
             headers = (origin.get("CustomHeaders") or {}).get("Items", []) or []
-            if any(h.get("HeaderName", "").lower() == HEADER_NAME for h in headers):
+            if any(h.get("HeaderName", "").lower() == header_name for h in headers):
                 return str(item["Id"])
     return str(items[0]["Id"]) if len(items) == 1 else None

@@ -87,7 +87,16 @@ def test_cli_sandbox_and_endpoint_url_together_are_refused() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["revoke", "everything"], ["revoke"], ["rotate", "--now"], ["rotation"], ["history", "-n"]],
+    [
+        ["revoke", "everything"],
+        ["revoke"],
+        ["rotate", "--now"],
+        ["rotation"],
+        ["history", "-n"],
+        ["demo", "--settings", "{not json"],
+        ["demo", "--settings", '{"baseline": "long"}'],
+        ["demo", "--settings", '{"no_such_setting": 1}'],
+    ],
 )
 def test_cli_bad_arguments_are_one_line_and_exit_2(args: list[str]) -> None:
     result = run(args)

@@ -1,0 +1,180 @@
+"""``originlock demo --json`` and ``originlock sandbox --json`` as a script runs them: the
+installed command in a child process, its stdout parsed as the one JSON object it promises.
+
+Child processes, not ``CliRunner``: each command starts a sandbox of its own (moto in server
+mode, the process's ``MOTO_PORT``), which cannot share a process with the e2e package's one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+import requests
+
+from originlock.target import SANDBOX_FILE_ENV
+
+pytestmark = pytest.mark.e2e
+
+# The demo's phases, shortened (the sandbox's own timings are the demo's: about 40 s in all);
+# generous limits, so that a loaded machine makes it slower, not broken.
+SHORT_DEMO = {
+    "baseline": 1.0,
+    "pause": 0.3,
+    "tail": 0.5,
+    "time_limit": 150.0,
+    "execution_timeout": 90.0,
+}
+STARTUP_TIMEOUT = 120.0  # a sandbox starts in 3-15 s, more on a loaded machine
+EXIT_TIMEOUT = 10.0
+
+
+def originlock() -> list[str]:
+    """The console script next to this interpreter (what `make` runs), else the module."""
+    command = Path(sys.executable).with_name("originlock")
+    return [str(command)] if command.exists() else [sys.executable, "-m", "originlock.cli"]
+
+
+def child_env(state_file: Path) -> dict[str, str]:
+    """This environment without what a sandbox in this process may have set, and a state
+    file of the child's own (never the operator's, nor the e2e package's)."""
+    dropped = ("AWS_ENDPOINT_URL", "MOTO_PORT", "PYTHONPATH", SANDBOX_FILE_ENV, "ORIGINLOCK_DEBUG")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    env[SANDBOX_FILE_ENV] = str(state_file)
+    return env
+
+
+def test_demo_json_prints_the_report_as_one_object(tmp_path: Path) -> None:
+    # Given the demo, shortened, with two edges
+    args = ["demo", "--json", "--edges", "2", "--settings", json.dumps(SHORT_DEMO)]
+
+    # When it runs as the installed command
+    done = subprocess.run(
+        [*originlock(), *args],
+        cwd=tmp_path,
+        env=child_env(tmp_path / "sandbox.json"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    # Then it succeeds, and stdout is one JSON object and nothing else (narration: stderr)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)  # fails on anything before or after the object
+    assert isinstance(report, dict)
+    assert done.stdout.startswith("{") and done.stdout.endswith("}\n")  # not even a blank line
+    assert "the blog's test" in done.stderr and '"broken"' not in done.stderr
+    # and it is the report: every invariant held
+    assert (report["ok"], report["broken"]) == (True, [])
+    assert report["blog_test"] == {
+        "api_without_header": 401,
+        "api_with_a_guessed_value": 403,
+        "cloudfront": 200,
+    }
+    assert report["sandbox"]["edges"] == 2
+    assert [phase["phase"] for phase in report["phases"]] == [
+        "steady",
+        "scheduled rotation",
+        "manual rotation",
+        "revoke all",
+        "after the revoke",
+    ]
+    assert report["legit"]["requests"] > 0
+    assert report["legit"]["rejected_outside_revoke_window"] == 0
+    assert report["attacker"]["requests"] > 0 and report["attacker"]["accepted"] == 0
+    revoke = report["revoke"]
+    assert revoke["replayed"] > 0 and revoke["accepted_after_bound"] == 0
+    assert 0 <= revoke["measured_bound_s"] <= revoke["stated_bound_s"]
+    assert [run["status"] for run in report["rotations"]] == ["SUCCEEDED"] * 3
+    assert report["secrets"]["found"] == 0 and report["secrets"]["values_checked"] > 0
+    assert report["total_seconds"] > 0
+
+
+def first_json_object(stream: IO[str], timeout: float) -> dict[str, Any]:
+    """Read *stream* until the lines so far parse as one JSON object (or fail at *timeout*)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put("")  # end of stream
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    text = ""
+    while True:
+        try:
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+        except queue.Empty:
+            pytest.fail(f"no JSON object on stdout within {timeout:.0f} s: {text!r}")
+        if not line:
+            pytest.fail(f"stdout ended before a JSON object: {text!r}")
+        text += line
+        if line.rstrip() == "}":
+            try:
+                data = json.loads(text)
+            except ValueError:
+                continue
+            assert isinstance(data, dict)
+            return data
+
+
+@pytest.mark.parametrize("stop_with", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "term"])
+def test_sandbox_json_serves_its_urls_until_stopped(
+    tmp_path: Path, stop_with: signal.Signals
+) -> None:
+    # Given `originlock sandbox --json` started as a user (or a script) starts it
+    state_file = tmp_path / "sandbox.json"
+    child = subprocess.Popen(
+        [*originlock(), "sandbox", "--json", "--edges", "1"],
+        cwd=tmp_path,
+        env=child_env(state_file),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        # When it has printed its description (the first and only JSON object on stdout)
+        info = first_json_object(child.stdout, STARTUP_TIMEOUT)
+
+        # Then it names its endpoint and URLs, all on loopback, and serves them
+        assert info["endpoint_url"].startswith("http://127.0.0.1:")
+        assert len(info["edge_urls"]) == 1 and info["cloudfront_url"] == info["edge_urls"][0]
+        assert all(
+            info[key].startswith("http://127.0.0.1:") for key in ("api_url", "cloudfront_url")
+        )
+        assert json.loads(state_file.read_text())["endpoint_url"] == info["endpoint_url"]
+        with requests.Session() as session:
+            session.trust_env = False  # loopback: never through a proxy
+            assert session.get(info["cloudfront_url"], timeout=10).status_code == 200
+            direct = session.get(info["api_url"], timeout=10)
+        assert direct.status_code == 401  # no origin header: API Gateway refuses, 401
+
+        # When it is stopped (Ctrl-C, or a process manager's SIGTERM)
+        child.send_signal(stop_with)
+        began = time.monotonic()
+        code = child.wait(timeout=EXIT_TIMEOUT)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+    # Then it exits 0 within seconds, says nothing more on stdout, and removes its state file
+    assert code == 0, child.stderr.read() if child.stderr else ""
+    assert time.monotonic() - began < EXIT_TIMEOUT
+    assert child.stdout.read().strip() == ""
+    stderr = child.stderr.read() if child.stderr else ""
+    assert "Traceback" not in stderr and "error:" not in stderr, stderr
+    assert not state_file.exists()

@@ -1,0 +1,123 @@
+"""The demo's report judges the blog's test exactly: no header 401, a guessed value 403,
+CloudFront 200; anything else is a broken invariant (and ``originlock demo`` exits 1).
+
+An in-memory scenario: the records and counters ``build_report`` reads, no sandbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import pytest
+
+from originlock.demo import NO_HEADER, REPLAY, REVOKE_PHASE, Scenario, build_report
+from originlock.observe import LEGIT, Phase
+from originlock.traffic import Sent
+
+GOOD_BLOG = {"api_without_header": 401, "api_with_a_guessed_value": 403, "cloudfront": 200}
+
+
+@dataclass
+class FakeTimings:
+    deploy_window: tuple[float, float] = (1.0, 3.0)
+    authorizer_ttl: float = 2.0
+    token_cache_max_age: float = 3.0
+    token_refresh_interval: float = 0.5
+
+    def revoke_bound(self) -> float:
+        return 11.0
+
+
+@dataclass
+class FakeApi:
+    cache_hits: int = 5
+
+
+@dataclass
+class FakeLambdas:
+    instances_created: dict[str, int] = field(default_factory=lambda: {"authorizer": 2})
+
+
+@dataclass
+class FakeSandbox:
+    timings: FakeTimings = field(default_factory=FakeTimings)
+    api: FakeApi = field(default_factory=FakeApi)
+    lambdas: FakeLambdas = field(default_factory=FakeLambdas)
+    edge_urls: tuple[str, ...] = ("http://127.0.0.1:1/", "http://127.0.0.1:2/")
+    authorizer_function: str = "authorizer"
+    authorizer_invocations: int = 10
+    ssm_reads: int = 4
+
+    def latency_ms(self) -> dict[str, Any]:
+        return {"p50_ms": 0.5, "p99_ms": 2.0, "cold_starts": 1, "cold_p50_ms": 40.0}
+
+
+@dataclass
+class FakeTraffic:
+    records: list[Sent]
+
+    def snapshot(self) -> list[Sent]:
+        return list(self.records)
+
+
+@dataclass
+class FakeScenario:
+    """What ``build_report`` reads from a played :class:`Scenario`."""
+
+    blog: dict[str, int]
+    sandbox: FakeSandbox = field(default_factory=FakeSandbox)
+    traffic: FakeTraffic = field(
+        default_factory=lambda: FakeTraffic(
+            [
+                Sent(LEGIT, 0, 0.5, 0.6, 200),
+                Sent(NO_HEADER, 0, 0.5, 0.6, 401),
+                Sent(REPLAY, 0, 10.5, 10.6, 200),  # before R (revoke started at 10)
+                Sent(REPLAY, 0, 12.0, 12.1, 403),
+            ]
+        )
+    )
+    phases: list[Phase] = field(
+        default_factory=lambda: [Phase("steady", 0.0, 10.0), Phase(REVOKE_PHASE, 10.0, 25.0)]
+    )
+    runs: list[Any] = field(default_factory=list)
+    revoke_started: float = 10.0
+    revoke_ended: float = 14.0
+
+
+def report_of(blog: dict[str, int]) -> dict[str, Any]:
+    return build_report(cast(Scenario, FakeScenario(blog)))
+
+
+def test_demo_report_blog_test_as_api_gateway_answers_is_ok() -> None:
+    report = report_of(GOOD_BLOG)
+
+    assert report["ok"], report["broken"]
+    assert report["blog_test"] == GOOD_BLOG
+
+
+@pytest.mark.parametrize(
+    ("check", "status"),
+    [
+        ("api_without_header", 403),  # the authorizer was invoked: no identity source set
+        ("api_without_header", 200),
+        ("api_with_a_guessed_value", 401),
+        ("api_with_a_guessed_value", 200),  # a guessed value let in
+        ("cloudfront", 403),
+        ("cloudfront", 502),
+    ],
+)
+def test_demo_report_blog_test_any_other_status_is_broken(check: str, status: int) -> None:
+    report = report_of({**GOOD_BLOG, check: status})
+
+    assert not report["ok"]
+    [broken] = report["broken"]
+    assert broken.startswith("the blog's test did not pass")
+    assert f"{check} answered {status}" in broken
+
+
+def test_demo_report_blog_test_not_run_is_broken() -> None:
+    report = report_of({})
+
+    assert not report["ok"]
+    assert report["broken"][0].startswith("the blog's test did not pass")
