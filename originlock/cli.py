@@ -312,7 +312,8 @@ def demo(
         typer.Option(
             "--settings",
             hidden=True,  # for the e2e tests: shorter phases through the same command
-            help="DemoSettings fields as a JSON object, e.g. '{\"baseline\": 1}'.",
+            help="DemoSettings fields as a JSON object, e.g. '{\"baseline\": 1}', and "
+            'optionally "timings": SandboxTimings fields.',
         ),
     ] = None,
 ) -> None:
@@ -324,32 +325,59 @@ def demo(
     """
     from originlock.demo import main as run_demo
 
-    raise typer.Exit(run_demo(edges=edges, as_json=as_json, settings=_demo_settings(settings)))
+    demo_settings, timings = _demo_settings(settings)
+    raise typer.Exit(
+        run_demo(edges=edges, as_json=as_json, settings=demo_settings, timings=timings)
+    )
 
 
-def _demo_settings(text: str | None) -> Any:
-    """``--settings`` as a ``DemoSettings``; a usage error (exit 2) if it is not one."""
+def _demo_settings(text: str | None) -> tuple[Any, Any]:
+    """``--settings`` as ``(DemoSettings, SandboxTimings)`` (``None`` for what it leaves out);
+    a usage error (exit 2) if it is not a JSON object of ``DemoSettings`` numbers, with
+    optionally ``"timings"``, an object of ``SandboxTimings`` fields."""
     from dataclasses import fields
 
     from originlock.demo import DemoSettings
+    from originlock.sandbox import SandboxTimings
 
     if text is None:
-        return None
+        return None, None
     try:
         data = json.loads(text)
     except ValueError:
         data = None
     known = {f.name for f in fields(DemoSettings)}
+    timing_fields = {f.name for f in fields(SandboxTimings)}
+    timings = data.pop("timings", None) if isinstance(data, dict) else None
+
+    def numbers(values: Any) -> bool:
+        return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
     if (
         not isinstance(data, dict)
         or not set(data) <= known
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in data.values())
+        or not numbers(data.values())
+        or not (timings is None or isinstance(timings, dict))
+        or not set(timings or {}) <= timing_fields
+        or not numbers(v for k, v in (timings or {}).items() if k != "deploy_window")
+        or not _window((timings or {}).get("deploy_window", [0, 0]))
     ):
         raise typer.BadParameter(
-            f"a JSON object of numbers, with some of: {', '.join(sorted(known))}",
+            f"a JSON object of numbers, with some of: {', '.join(sorted(known))}; and "
+            f'optionally "timings": {{{", ".join(sorted(timing_fields))}}}',
             param_hint="'--settings'",
         )
-    return DemoSettings(**data)
+    if timings is not None and "deploy_window" in timings:
+        timings["deploy_window"] = tuple(timings["deploy_window"])
+    return DemoSettings(**data), (None if timings is None else SandboxTimings(**timings))
+
+
+def _window(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    )
 
 
 @app.command()

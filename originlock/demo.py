@@ -33,7 +33,7 @@ from rich.table import Table
 
 from originlock import operations
 from originlock.observe import LEGIT, Observer, Run
-from originlock.sandbox.sandbox import Sandbox
+from originlock.sandbox.sandbox import Sandbox, SandboxTimings
 from originlock.traffic import Traffic, status_counts, within
 
 NO_HEADER = "no header"
@@ -435,7 +435,12 @@ def report_view(console: Console, report: dict[str, Any]) -> None:
             console.print(f"[bold red]BROKEN:[/] {item}")
 
 
-def main(edges: int = 4, as_json: bool = False, settings: DemoSettings | None = None) -> int:
+def main(
+    edges: int = 4,
+    as_json: bool = False,
+    settings: DemoSettings | None = None,
+    timings: SandboxTimings | None = None,
+) -> int:
     """Run the demo; print the report (or one JSON object); 0 if every invariant held."""
     console = Console(stderr=as_json, highlight=False, record=True)
     if not console.is_terminal:
@@ -452,7 +457,7 @@ def main(edges: int = 4, as_json: bool = False, settings: DemoSettings | None = 
         f"starting the sandbox: moto in server mode, {edges} CloudFront edges, "
         "a local API Gateway, the real functions"
     )
-    with Sandbox(edges=edges) as sb:
+    with Sandbox(edges=edges, timings=timings) as sb:
         low, high = sb.timings.deploy_window
         say(
             f"  up in {time.monotonic() - began:.1f} s; "

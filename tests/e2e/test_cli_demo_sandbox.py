@@ -25,14 +25,22 @@ from originlock.target import SANDBOX_FILE_ENV
 
 pytestmark = pytest.mark.e2e
 
-# The demo's phases, shortened (the sandbox's own timings are the demo's: about 40 s in all);
-# generous limits, so that a loaded machine makes it slower, not broken.
+# The demo's phases and the sandbox's timings, shortened as in the e2e package's sandbox
+# (about 20 s in all); generous limits, so that a loaded machine makes it slower, not broken.
 SHORT_DEMO = {
     "baseline": 1.0,
     "pause": 0.3,
     "tail": 0.5,
     "time_limit": 150.0,
     "execution_timeout": 90.0,
+    "timings": {
+        "deploy_window": [0.3, 1.2],
+        "authorizer_ttl": 1.0,
+        "token_cache_max_age": 1.5,
+        "token_refresh_interval": 0.25,
+        "margin": 0.25,
+        "drain": 1.0,
+    },
 }
 STARTUP_TIMEOUT = 120.0  # a sandbox starts in 3-15 s, more on a loaded machine
 EXIT_TIMEOUT = 10.0

@@ -96,6 +96,8 @@ def test_cli_sandbox_and_endpoint_url_together_are_refused() -> None:
         ["demo", "--settings", "{not json"],
         ["demo", "--settings", '{"baseline": "long"}'],
         ["demo", "--settings", '{"no_such_setting": 1}'],
+        ["demo", "--settings", '{"timings": {"no_such_timing": 1}}'],
+        ["demo", "--settings", '{"timings": {"deploy_window": [1]}}'],
     ],
 )
 def test_cli_bad_arguments_are_one_line_and_exit_2(args: list[str]) -> None:
