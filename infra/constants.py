@@ -18,6 +18,9 @@ ASSET_EXCLUDE = [
 ]
 
 DEFAULT_STACK_NAME = "Originlock"
+# The state machine is named "<stack name><suffix>": a literal name, so the rotate
+# function's and the drift guard's policies can name its executions without a cycle.
+STATE_MACHINE_SUFFIX = "-rotation"
 WAF_STACK_SUFFIX = "EdgeWaf"
 # CloudFront web ACLs (scope CLOUDFRONT) exist only in us-east-1.
 WAF_REGION = "us-east-1"

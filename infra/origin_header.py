@@ -17,6 +17,10 @@ changes the guard's properties too, and CloudFormation updates the guard first
 (the distribution depends on it). When nothing in the distribution changes,
 neither runs and CloudFront keeps what it sends. No nonce: the synthesized
 output is deterministic.
+
+While a rotation runs (an execution holds the workflow's lock) the guard fails
+the deploy before the distribution is touched, except during a rollback (it
+reads its own stack's status), so a refused deploy rolls back cleanly.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from infra.constants import (
     HEADER_RESOURCE_TYPE,
 )
 from infra.lambdas import PythonFunction, acknowledge, nag_arn
+from infra.rotation import executions_arn, executions_nag_id
 from infra.token_parameter import TokenParameter
 
 
@@ -83,8 +88,18 @@ class OriginHeaderValue(Construct):
         stack = Stack.of(self)
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=["cloudformation:DescribeStackResource"],
+                # The distribution's physical id, and whether the stack is rolling back.
+                actions=["cloudformation:DescribeStackResource", "cloudformation:DescribeStacks"],
                 resources=[stack.stack_id],
+            )
+        )
+        # The workflow's lock (a String: no KMS) and whether its holder still runs.
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[token.lock_arn])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution"], resources=[executions_arn(self)]
             )
         )
         # The distribution depends on this resource, so its id cannot be named here.
@@ -106,6 +121,11 @@ class OriginHeaderValue(Construct):
                 "Read-only GetDistributionConfig: the distribution takes its header value from "
                 "this resource, so its id does not exist yet when this policy is written.",
             ),
+            (
+                executions_nag_id(self),
+                "DescribeExecution on this stack's rotation executions only: is the lock's "
+                "holder still running? Execution names are made at run time.",
+            ),
         )
         self.resource = CustomResource(
             self,
@@ -113,7 +133,11 @@ class OriginHeaderValue(Construct):
             service_token=self.provider.function.function_arn,
             resource_type=HEADER_RESOURCE_TYPE,
             service_timeout=Duration.minutes(5),
-            properties={"ParameterName": token.name, "HeaderName": config.header_name},
+            properties={
+                "ParameterName": token.name,
+                "HeaderName": config.header_name,
+                "LockParameterName": config.lock_parameter_name,
+            },
         )
         self.resource.node.add_dependency(token.resource, role)
 

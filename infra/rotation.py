@@ -23,10 +23,35 @@ from infra.constants import (
     ROTATE_HANDLER,
     ROTATE_SERVICE,
     SCHEDULE_INPUT,
+    STATE_MACHINE_SUFFIX,
 )
 from infra.lambdas import LOG_RETENTION, PythonFunction, acknowledge, nag_arn
 from infra.lockdown_api import LockdownApi
 from infra.token_parameter import TokenParameter
+
+
+def state_machine_name(scope: Construct) -> str:
+    """The state machine's literal name in *scope*'s stack."""
+    return f"{Stack.of(scope).stack_name}{STATE_MACHINE_SUFFIX}"
+
+
+def executions_arn(scope: Construct) -> str:
+    """ARN pattern of the state machine's executions (their names are made at run time)."""
+    return Stack.of(scope).format_arn(
+        service="states",
+        resource="execution",
+        resource_name=f"{state_machine_name(scope)}:*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def executions_nag_id(scope: Construct) -> str:
+    """cdk-nag's IAM5 finding id for :func:`executions_arn`."""
+    return (
+        "AwsSolutions-IAM5[Resource::"
+        + nag_arn(scope, "arn:{partition}:states:{region}:{account}:execution:")
+        + f"{state_machine_name(scope)}:*]"
+    )
 
 
 class RotationWorkflow(Construct):
@@ -45,10 +70,9 @@ class RotationWorkflow(Construct):
         cloudfront_url: str,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         # A literal name: the rotate function's policy names this state machine's
         # executions, and the state machine names the function (no cycle).
-        self.state_machine_name = f"{stack.stack_name}-rotation"
+        self.state_machine_name = state_machine_name(self)
         authorizer = api.authorizer.function
 
         self.rotate = PythonFunction(
@@ -140,14 +164,17 @@ class RotationWorkflow(Construct):
         api: LockdownApi,
         distribution_arn: str,
     ) -> None:
-        stack = Stack.of(self)
         role = self.rotate.role
         token.grant_read_write(role)
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter"],
-                resources=[token.lock_arn, token.lock_takeover_arn],
+                resources=[token.lock_arn],
             )
+        )
+        # A takeover marker is only ever created (Overwrite=False), never read or deleted.
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["ssm:PutParameter"], resources=[token.lock_takeover_arn])
         )
         role.add_to_policy(
             iam.PolicyStatement(
@@ -177,15 +204,7 @@ class RotationWorkflow(Construct):
         )
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=["states:DescribeExecution"],
-                resources=[
-                    stack.format_arn(
-                        service="states",
-                        resource="execution",
-                        resource_name=f"{self.state_machine_name}:*",
-                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
+                actions=["states:DescribeExecution"], resources=[executions_arn(self)]
             )
         )
         acknowledge(
@@ -198,9 +217,7 @@ class RotationWorkflow(Construct):
                 "prefix is this deployment's lock parameter.",
             ),
             (
-                "AwsSolutions-IAM5[Resource::"
-                + nag_arn(self, "arn:{partition}:states:{region}:{account}:execution:")
-                + f"{self.state_machine_name}:*]",
+                executions_nag_id(self),
                 "DescribeExecution on this state machine's executions only (the stale-lock "
                 "check); execution names are made at run time.",
             ),

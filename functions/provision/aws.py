@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
-from provision.errors import LiveConfigUnavailableError, StoreUnavailableError
+from provision.errors import (
+    LiveConfigUnavailableError,
+    LockUnavailableError,
+    StackUnavailableError,
+    StoreUnavailableError,
+)
 
 DESCRIPTION = "originlock token document: written by the rotation workflow, never by hand"
 
@@ -133,3 +139,79 @@ class StackDistribution:
             ) from None
         config: Mapping[str, Any] = response["DistributionConfig"]
         return config
+
+
+class StackStatusReader:
+    """``StackStatus`` of the stack being deployed (``cloudformation:DescribeStacks`` on it)."""
+
+    def __init__(self, client: Any = None) -> None:
+        self._client = client
+
+    def status(self, stack_id: str) -> str:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if self._client is None:
+            self._client = _client("cloudformation")
+        try:
+            stacks = self._client.describe_stacks(StackName=stack_id)["Stacks"]
+        except ClientError as exc:
+            raise StackUnavailableError(f"DescribeStacks failed: {_code(exc)}") from None
+        except BotoCoreError as exc:
+            raise StackUnavailableError(f"DescribeStacks failed: {type(exc).__name__}") from None
+        if not stacks:
+            raise StackUnavailableError("DescribeStacks returned no stack")
+        return str(stacks[0]["StackStatus"])
+
+
+# What ``holder`` returns for a lock value it cannot parse (not an ARN: stale to the workflow).
+UNREADABLE_LOCK = "unreadable-lock"
+
+
+class SsmRotationLock:
+    """The rotation workflow's lock, read only: a String parameter holding
+    ``{"execution": <execution ARN>, ...}`` (the format of ``rotate.adapters.Lock``)."""
+
+    def __init__(self, ssm: Any = None, stepfunctions: Any = None) -> None:
+        self._ssm = ssm
+        self._stepfunctions = stepfunctions
+
+    def holder(self, name: str) -> str | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if self._ssm is None:
+            self._ssm = _client("ssm")
+        try:
+            value = self._ssm.get_parameter(Name=name)["Parameter"]["Value"]
+        except ClientError as exc:
+            if _code(exc) == "ParameterNotFound":
+                return None
+            raise LockUnavailableError(
+                f"GetParameter on the rotation lock failed: {_code(exc)}"
+            ) from None
+        except BotoCoreError as exc:
+            raise LockUnavailableError(
+                f"GetParameter on the rotation lock failed: {type(exc).__name__}"
+            ) from None
+        try:
+            return str(json.loads(value)["execution"])
+        except (ValueError, KeyError, TypeError):
+            return UNREADABLE_LOCK
+
+    def running(self, execution_arn: str) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if self._stepfunctions is None:
+            self._stepfunctions = _client("stepfunctions")
+        try:
+            status = self._stepfunctions.describe_execution(executionArn=execution_arn)["status"]
+        except ClientError as exc:
+            if _code(exc) in ("ExecutionDoesNotExist", "InvalidArn"):
+                return False
+            raise LockUnavailableError(
+                f"DescribeExecution of the lock holder failed: {_code(exc)}"
+            ) from None
+        except BotoCoreError as exc:
+            raise LockUnavailableError(
+                f"DescribeExecution of the lock holder failed: {type(exc).__name__}"
+            ) from None
+        return status == "RUNNING"

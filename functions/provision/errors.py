@@ -29,3 +29,15 @@ class LiveConfigUnavailableError(ProvisionError):
 
 class StoreUnavailableError(ProvisionError):
     """Parameter Store refused or failed a call."""
+
+
+class RotationRunningError(ProvisionError):
+    """A rotation execution holds the workflow's lock: the deploy must wait for it to end."""
+
+
+class LockUnavailableError(ProvisionError):
+    """The workflow's lock, or the state of its holder, could not be read."""
+
+
+class StackUnavailableError(ProvisionError):
+    """The status of the stack being deployed could not be read."""

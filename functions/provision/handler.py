@@ -15,13 +15,15 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from provision.aws import SsmParameterStore, StackDistribution
+from provision.aws import SsmParameterStore, SsmRotationLock, StackDistribution, StackStatusReader
 from provision.cloudformation import FAILED, SUCCESS, build_response, send_response
 from provision.errors import ProvisionError
 from provision.logic import (
     ORIGIN_HEADER_PHYSICAL_ID,
     LiveDistribution,
     ParameterStore,
+    RotationLock,
+    StackStatus,
     origin_header_value,
     provision_parameter,
     remove_parameter,
@@ -58,15 +60,22 @@ def token_parameter(event: Mapping[str, Any], store: ParameterStore) -> Answer:
 
 
 def origin_header(
-    event: Mapping[str, Any], store: ParameterStore, live: LiveDistribution
+    event: Mapping[str, Any],
+    store: ParameterStore,
+    live: LiveDistribution,
+    lock: RotationLock,
+    stacks: StackStatus,
 ) -> Answer:
     if event["RequestType"] == "Delete":
         return Answer(ORIGIN_HEADER_PHYSICAL_ID)
     choice = origin_header_value(
-        event.get("ResourceProperties") or {}, event["StackId"], store, live
+        event.get("ResourceProperties") or {}, event["StackId"], store, live, lock, stacks
     )
     logger.info(
-        "origin header value chosen", source=choice.source, fingerprint=fingerprint(choice.value)
+        "origin header value chosen",
+        source=choice.source,
+        fingerprint=fingerprint(choice.value),
+        rotation_lock=choice.lock,
     )
     return Answer(ORIGIN_HEADER_PHYSICAL_ID, {"Value": choice.value}, no_echo=True)
 
@@ -108,4 +117,9 @@ def token_parameter_handler(event: dict[str, Any], context: Any) -> None:
 
 @logger.inject_lambda_context
 def origin_header_handler(event: dict[str, Any], context: Any) -> None:
-    respond(event, lambda: origin_header(event, SsmParameterStore(), StackDistribution()))
+    respond(
+        event,
+        lambda: origin_header(
+            event, SsmParameterStore(), StackDistribution(), SsmRotationLock(), StackStatusReader()
+        ),
+    )

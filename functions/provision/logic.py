@@ -4,20 +4,23 @@
 (CloudFormation cannot) or adopts an existing one. ``Custom::OriginlockOriginHeaderValue``
 is the drift guard: it tells CloudFormation which value the distribution's origin
 header must carry, so that a deploy never puts back a value the authorizers no
-longer accept. The ports (:class:`ParameterStore`, :class:`LiveDistribution`) are
-passed in; ``provision.aws`` holds the boto3 adapters.
+longer accept, and refuses while a rotation runs. The ports (:class:`ParameterStore`,
+:class:`LiveDistribution`, :class:`RotationLock`, :class:`StackStatus`) are passed in;
+``provision.aws`` holds the boto3 adapters.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from provision.errors import (
     BadRequestError,
     ParameterMissingError,
     ParameterTakenError,
+    RotationRunningError,
+    StackUnavailableError,
     UnusableParameterError,
 )
 from tokens.document import CorruptDocumentError, TokenDocument, generate_token
@@ -26,6 +29,12 @@ CREATED = "created"
 ADOPTED = "adopted"
 # The drift guard's physical id: constant, and never a value.
 ORIGIN_HEADER_PHYSICAL_ID = "originlock-origin-header-value"
+# ROLLBACK_IN_PROGRESS (a failed create), UPDATE_ROLLBACK_IN_PROGRESS, IMPORT_ROLLBACK_IN_PROGRESS.
+ROLLBACK_IN_PROGRESS = "ROLLBACK_IN_PROGRESS"
+# What the drift guard found at the workflow's lock (logged with its answer).
+LOCK_FREE = "free"
+LOCK_STALE = "stale"
+LOCK_SKIPPED = "skipped: stack rolling back"
 
 
 class ParameterStore(Protocol):
@@ -45,6 +54,27 @@ class ParameterStore(Protocol):
 class LiveDistribution(Protocol):
     def distribution_config(self, stack_id: str, logical_id: str) -> Mapping[str, Any] | None:
         """The live ``DistributionConfig`` of the stack's resource, ``None`` if not created yet."""
+        ...
+
+
+class RotationLock(Protocol):
+    """The rotation workflow's lock (``rotate.adapters.Lock`` writes it), read only."""
+
+    def holder(self, name: str) -> str | None:
+        """The execution ARN held in lock parameter *name*; ``None`` when there is no lock.
+
+        A lock whose value cannot be parsed returns a string that is not an ARN.
+        """
+        ...
+
+    def running(self, execution_arn: str) -> bool:
+        """Whether that execution's status is ``RUNNING`` (``False`` if it does not exist)."""
+        ...
+
+
+class StackStatus(Protocol):
+    def status(self, stack_id: str) -> str:
+        """The stack's ``StackStatus``; :class:`StackUnavailableError` if it cannot be read."""
         ...
 
 
@@ -189,6 +219,8 @@ class HeaderChoice:
     # "live": the value the distribution already sends; otherwise the slot chosen
     # ("current" on first create, for a renamed header or a value no longer accepted).
     source: str
+    # What the guard found at the workflow's lock before it read anything.
+    lock: str = "unchecked"
 
 
 def header_values(distribution_config: Mapping[str, Any], header_name: str) -> list[str]:
@@ -223,16 +255,70 @@ def choose_header_value(document: TokenDocument, live_values: Sequence[str] | No
     raise UnusableParameterError("token document accepts no value")  # parse() forbids it
 
 
+def rolling_back(stack_id: str, stacks: StackStatus) -> bool:
+    """Whether CloudFormation is rolling the stack back (the guard then never refuses)."""
+    try:
+        status = stacks.status(stack_id)
+    except StackUnavailableError:
+        # Unknown is not a rollback: the lock check then decides. A forward deploy stays
+        # guarded; a rollback fails only if its status is unreadable *and* a rotation runs.
+        return False
+    return status.endswith(ROLLBACK_IN_PROGRESS)
+
+
+def check_rotation_lock(lock_name: str, lock: RotationLock) -> str:
+    """Refuse while an execution of the workflow holds its lock.
+
+    A lock whose holder no longer runs (stopped, failed, timed out before it could
+    release) or cannot be read is stale: the next execution takes it over, exactly
+    as ``rotate.adapters.Lock.acquire`` decides, so the guard treats it as free.
+
+    Returns
+    -------
+    str
+        :data:`LOCK_FREE` or :data:`LOCK_STALE`.
+
+    Raises
+    ------
+    RotationRunningError
+        A running execution holds the lock. The message names the execution, never a value.
+    LockUnavailableError
+        From *lock*: the lock or its holder's status cannot be read (the deploy fails closed).
+    """
+    holder = lock.holder(lock_name)
+    if holder is None:
+        return LOCK_FREE
+    if not holder.startswith("arn:") or not lock.running(holder):
+        return LOCK_STALE
+    execution = holder.rsplit(":", 1)[-1]
+    raise RotationRunningError(
+        f"a rotation is running (execution {execution}): deploy after it ends "
+        "(originlock status shows it)"
+    )
+
+
 def origin_header_value(
     properties: Mapping[str, Any],
     stack_id: str,
     store: ParameterStore,
     live: LiveDistribution,
+    lock: RotationLock,
+    stacks: StackStatus,
 ) -> HeaderChoice:
     """Handle ``Create``/``Update`` of the drift guard.
 
+    First, unless the stack is rolling back, the workflow's lock: while an execution
+    runs, the live value read now could be switched away and revoked before
+    CloudFormation writes it back, so the deploy is refused before the distribution
+    is touched. A rollback is never refused: it must restore the stack. Then the
+    choice (:func:`choose_header_value`) from the token document and the live header.
+
     Raises
     ------
+    RotationRunningError
+        A running execution holds the workflow's lock (never during a rollback).
+    LockUnavailableError
+        From *lock*: the lock cannot be read.
     ParameterMissingError
         The token parameter does not exist.
     LiveConfigUnavailableError
@@ -242,9 +328,14 @@ def origin_header_value(
     parameter = _required(properties, "ParameterName")
     header = _required(properties, "HeaderName")
     logical_id = _required(properties, "DistributionLogicalId")
+    if rolling_back(stack_id, stacks):
+        # The old properties of a rollback may predate LockParameterName: not read here.
+        lock_state = LOCK_SKIPPED
+    else:
+        lock_state = check_rotation_lock(_required(properties, "LockParameterName"), lock)
     document = _read_document(store, parameter)
     if document is None:
         raise ParameterMissingError(f"token parameter {parameter} does not exist")
     config = live.distribution_config(stack_id, logical_id)
     live_values = header_values(config, header) if config is not None else None
-    return choose_header_value(document, live_values)
+    return replace(choose_header_value(document, live_values), lock=lock_state)

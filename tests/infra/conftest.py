@@ -1,11 +1,14 @@
-"""Synthesize the CDK app once per session, offline, in two configurations.
+"""Synthesize the CDK app once per session, offline, in three configurations.
 
 * ``synth``: cdk.json's defaults in eu-west-1 (so the web ACL crosses regions),
   with an alarm e-mail.
 * ``variant``: no WAF, a customer managed key, an existing backend URL, a cron
   schedule, no reserved concurrency, and no region at all (the offline fallback).
+* ``defaults``: cdk.json's context unchanged, as ``make synth`` runs it: no account,
+  no region, WAF on, so both stacks land in us-east-1 and the web ACL's ARN travels
+  as a plain export instead of CDK's cross-region reader.
 
-Both synthesize under moto with the token parameter seeded with a known value:
+All three synthesize under moto with the token parameter seeded with a known value:
 if anything read it at synth time, the secret scan would find it.
 """
 
@@ -129,6 +132,15 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
 @pytest.fixture(scope="session")
 def variant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
     yield synthesize(VARIANT_CONTEXT, tmp_path_factory.mktemp("cdk-variant"))
+
+
+@pytest.fixture(scope="session")
+def defaults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+    yield synthesize({}, tmp_path_factory.mktemp("cdk-defaults"))
+
+
+# Every synthesized configuration: the scans that must hold for any of them run on each.
+CONFIGURATIONS = ["synth", "variant", "defaults"]
 
 
 def of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.conftest import Synth
+from tests.infra.conftest import CONFIGURATIONS, Synth
 
 pytestmark = pytest.mark.infra
 
@@ -19,9 +19,15 @@ CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 ACCEPTED_WARNINGS = {"W3005"}
 
 
-def test_every_template_lints_clean(synth: Synth, variant: Synth) -> None:
-    templates = [*synth.templates(), *variant.templates()]
-    assert len(templates) == 3  # main + web ACL, and the variant without WAF
+# The main stack, plus the web ACL's stack unless WAF is off.
+TEMPLATES = {"synth": 2, "variant": 1, "defaults": 2}
+
+
+@pytest.mark.parametrize("which", CONFIGURATIONS)
+def test_every_template_lints_clean(which: str, request: pytest.FixtureRequest) -> None:
+    synthesized: Synth = request.getfixturevalue(which)
+    templates = synthesized.templates()
+    assert len(templates) == TEMPLATES[which]
     completed = subprocess.run(
         [str(CFN_LINT), "--format", "json", *map(str, templates)],
         capture_output=True,

@@ -96,6 +96,10 @@ def test_drift_guard_carries_the_distribution_configuration(synth: Synth) -> Non
     )
     assert properties["ParameterName"] == "/originlock/origin-token"
     assert properties["HeaderName"] == HEADER
+    # The rotate function's lock: the guard refuses a deploy while an execution holds it.
+    assert properties["LockParameterName"] == "/originlock/origin-token.lock"
+    rotate_env = synth.resource(synth.main.rotation.rotate.function)["Properties"]["Environment"]
+    assert rotate_env["Variables"]["LOCK_PARAMETER_NAME"] == properties["LockParameterName"]
 
 
 def test_synthesis_is_deterministic(synth: Synth, tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -124,14 +128,21 @@ def test_drift_guard_may_only_read(synth: Synth) -> None:
     provider = synth.main.edge.header_value.provider
     granted = grants(synth.json(), synth.logical_id(provider.role))
     logs = synth.logical_id(provider.log_group)
+    ssm = "arn:<AWS::Partition>:ssm:eu-west-1:111111111111:parameter/originlock/origin-token"
     assert granted == {
         frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}): [f"<{logs}.Arn>"],
-        frozenset({"ssm:GetParameter"}): [
-            "arn:<AWS::Partition>:ssm:eu-west-1:111111111111:parameter/originlock/origin-token"
+        # The token parameter, and the rotation lock (is a rotation running?)
+        frozenset({"ssm:GetParameter"}): [ssm, f"{ssm}.lock"],
+        # Its own stack: the distribution's id, and whether it is rolling back.
+        frozenset({"cloudformation:DescribeStackResource", "cloudformation:DescribeStacks"}): [
+            "<AWS::StackId>"
         ],
-        frozenset({"cloudformation:DescribeStackResource"}): ["<AWS::StackId>"],
         frozenset({"cloudfront:GetDistributionConfig"}): [
             "arn:<AWS::Partition>:cloudfront::111111111111:distribution/*"
+        ],
+        # Whether the lock's holder still runs (a stale lock does not block a deploy).
+        frozenset({"states:DescribeExecution"}): [
+            "arn:<AWS::Partition>:states:eu-west-1:111111111111:execution:Originlock-rotation:*"
         ],
     }
 
@@ -163,6 +174,20 @@ def test_web_acl_rules(synth: Synth) -> None:
     assert rate["Action"] == {"Block": {}}
     assert rate["Statement"]["RateBasedStatement"] == {"Limit": 2000, "AggregateKeyType": "IP"}
     assert len({rule["Priority"] for rule in properties["Rules"]}) == len(rules)
+
+
+def test_cdk_json_defaults_put_both_stacks_in_us_east_1_with_a_plain_export(
+    defaults: Synth,
+) -> None:
+    # Given cdk.json's context as is: no account, no region, WAF on
+    assert defaults.waf is not None
+    assert defaults.main.region == WAF_REGION == defaults.waf.region
+    # Then the web ACL's ARN is a plain CloudFormation export, not CDK's cross-region reader
+    acl = distribution(defaults)["WebACLId"]
+    assert set(acl) == {"Fn::ImportValue"}
+    assert not of_type(defaults.json(), "Custom::CrossRegionExportReader")
+    exported = [output["Export"] for output in defaults.waf_json()["Outputs"].values()]
+    assert {"Name": acl["Fn::ImportValue"]} in exported
 
 
 def test_without_waf_there_is_no_web_acl(variant: Synth) -> None:

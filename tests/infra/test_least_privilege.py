@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import Synth, as_list, flatten, of_type, policy_statements
+from tests.infra.conftest import CONFIGURATIONS, Synth, as_list, flatten, of_type, policy_statements
 
 pytestmark = pytest.mark.infra
 
@@ -22,6 +22,12 @@ ALLOWED_WILDCARDS: list[tuple[str, frozenset[str] | None, str]] = [
     ("RotationRotateRole", None, r":parameter/originlock/origin-token\.lock\.takeover\.\*$"),
     # This state machine's executions (names made at run time).
     ("RotationRotateRole", frozenset({"states:DescribeExecution"}), r":Originlock-rotation:\*$"),
+    # The drift guard asks whether the lock's holder still runs.
+    (
+        "EdgeOriginHeaderValueProviderRole",
+        frozenset({"states:DescribeExecution"}),
+        r":Originlock-rotation:\*$",
+    ),
     # The drift guard reads a distribution that does not exist when its policy is written.
     (
         "EdgeOriginHeaderValueProviderRole",
@@ -54,7 +60,7 @@ def allowed(role_id: str, actions: frozenset[str], resource: str) -> bool:
     )
 
 
-@pytest.mark.parametrize("which", ["synth", "variant"])
+@pytest.mark.parametrize("which", CONFIGURATIONS)
 def test_every_wildcard_resource_is_one_aws_forces(
     which: str, request: pytest.FixtureRequest
 ) -> None:
@@ -65,7 +71,7 @@ def test_every_wildcard_resource_is_one_aws_forces(
             assert allowed(role_id, actions, resource), (path.name, role_id, actions, resource)
 
 
-@pytest.mark.parametrize("which", ["synth", "variant"])
+@pytest.mark.parametrize("which", CONFIGURATIONS)
 def test_no_action_wildcards(which: str, request: pytest.FixtureRequest) -> None:
     synthesized: Synth = request.getfixturevalue(which)
     for path in synthesized.templates():

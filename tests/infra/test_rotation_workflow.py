@@ -147,10 +147,9 @@ def test_rotate_role_is_least_privilege(synth: Synth) -> None:
     assert granted == {
         frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}): [f"<{logs}.Arn>"],
         frozenset({"ssm:GetParameter", "ssm:PutParameter"}): [ssm],
-        frozenset({"ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter"}): [
-            f"{ssm}.lock",
-            f"{ssm}.lock.takeover.*",
-        ],
+        frozenset({"ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter"}): [f"{ssm}.lock"],
+        # Takeover markers are only created (Overwrite=False): never read, never deleted.
+        frozenset({"ssm:PutParameter"}): [f"{ssm}.lock.takeover.*"],
         frozenset(
             {
                 "cloudfront:GetDistribution",

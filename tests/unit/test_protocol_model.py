@@ -4,12 +4,22 @@ The *protocol* is the real code: the rotation steps of ``functions/rotate/steps.
 order the state machine runs them, and the authorizer's real ``AcceptedSetCache``. The
 *world* is a model: SSM, a CloudFront distribution whose edges switch one by one, a set of
 authorizer instances that come and go, API Gateway's authorizer result cache (a Deny is cached
-too), a clock, SSM outages, crashes, deploy timeouts, concurrent triggers and ``cdk deploy``.
+too), a clock, SSM outages, crashes, stopped executions, deploy timeouts, concurrent triggers
+and ``cdk deploy``.
+
+A ``cdk deploy`` is two moves, as on AWS: the drift guard answers (the real
+``provision.logic.origin_header_value``: the rotation lock, the document, the live
+distribution), and later CloudFormation writes the answered value into the distribution. Any
+rotation or revoke move may come between them. The environment assumption (docs/decisions.md,
+"Drift guard"): CloudFormation writes less than the emergency stage wait after the guard
+answered; ``SlowCloudFormation`` below shows what happens without it.
 
 After every move, two invariants are checked:
 
 1. every value any edge may send is allowed — through API Gateway's cache, and by every
-   authorizer instance (except the leaked values during a ``revoke all``, the documented price);
+   authorizer instance (except, during a ``revoke all``, the leaked values that edges not yet
+   switched still send: the documented price); and the value the distribution is configured to
+   send is one the token document accepts;
 2. once a revoke has finished (which is within R of its start), no instance and no cached
    API Gateway result accepts a revoked value.
 
@@ -37,6 +47,9 @@ from hypothesis.stateful import (
 )
 
 from authorizer.cache import AcceptedSetCache
+from provision.errors import LockUnavailableError, ProvisionError, RotationRunningError
+from provision.errors import StoreUnavailableError as GuardStoreUnavailableError
+from provision.logic import origin_header_value
 from rotate import steps
 from rotate.adapters import LiveDistribution, header_values, with_header_value
 from rotate.errors import (
@@ -56,6 +69,14 @@ STALENESS = 900.0
 API_TTL = 300.0
 MAX_OUTAGE = 5.0  # the environment assumption: SSM outages shorter than the stage-wait margin
 SOAK = os.environ.get("ORIGINLOCK_SOAK") == "1"
+EXECUTIONS = "arn:aws:states:eu-west-1:111111111111:execution:Model-rotation:"
+STACK_ID = "arn:aws:cloudformation:eu-west-1:111111111111:stack/Model/1"
+GUARD_PROPERTIES = {
+    "ParameterName": "/model/token",
+    "HeaderName": HEADER,
+    "DistributionLogicalId": "EdgeDistribution",
+    "LockParameterName": "/model/token.lock",
+}
 
 SETTINGS = RotateSettings.from_env(
     {
@@ -82,6 +103,10 @@ PROGRAMS = {
         "validate", "acquire_lock", "revoke_previous", "reset_fresh", "release_lock",
     ],
 }  # fmt: skip
+# The drift guard's environment assumption: CloudFormation updates the distribution less than
+# this long after the guard answered. A revoke that takes the lock after the guard checked it
+# switches CloudFront no sooner than its stage wait after staging (docs/decisions.md).
+DEPLOY_WRITE_BOUND = SETTINGS.revoke_stage_wait_seconds
 
 
 class Clock:
@@ -98,8 +123,8 @@ class World:
     document: TokenDocument
     config: dict[str, Any]
     etag: int = 1
-    # (switch time per edge, header values) for each configuration version
-    rollouts: list[tuple[list[float], dict[str, str]]] = field(default_factory=list)
+    # (switch time per edge, header values, applied at) for each configuration version
+    rollouts: list[tuple[list[float], dict[str, str], float]] = field(default_factory=list)
     outage_until: float = 0.0
     lock: str | None = None
     api_cache: dict[str, tuple[bool, float]] = field(default_factory=dict)
@@ -109,13 +134,14 @@ class World:
     def ssm_down(self) -> bool:
         return self.clock.now < self.outage_until
 
-    def edge_values(self) -> set[str]:
+    def edge_values(self) -> set[tuple[str, float]]:
+        """``(value, when its configuration was applied)`` for what each edge sends now."""
         now = self.clock.now
-        values: set[str] = set()
+        values: set[tuple[str, float]] = set()
         for edge in range(len(self.rollouts[0][0])):
-            for switch_at, headers in reversed(self.rollouts):
+            for switch_at, headers, applied_at in reversed(self.rollouts):
                 if switch_at[edge] <= now:
-                    values.update(headers.values())
+                    values.update((value, applied_at) for value in headers.values())
                     break
         return values
 
@@ -150,14 +176,18 @@ class Store:
 
 
 class Lock:
-    def __init__(self, world: World) -> None:
+    """The workflow's lock; a holder that no longer runs is taken over (rotate.adapters.Lock)."""
+
+    def __init__(self, world: World, running: Any) -> None:
         self.world = world
+        self.running = running
 
     def acquire(self, execution_id: str, detail: dict[str, Any]) -> dict[str, Any]:
-        if self.world.lock not in (None, execution_id):
+        holder = self.world.lock
+        if holder not in (None, execution_id) and self.running(holder):
             raise RotationInProgressError("held")
         self.world.lock = execution_id
-        return {"acquired": True, "took_over": None}
+        return {"acquired": True, "took_over": holder if holder != execution_id else None}
 
     def release(self, execution_id: str) -> bool:
         if self.world.lock == execution_id:
@@ -191,8 +221,14 @@ class Distribution:
         self.world.config = config
         self.world.etag += 1
         now = self.world.clock.now
-        self.world.rollouts.append(([now + s for s in spread], header_values(config, HEADER, ())))
+        rollout = ([now + s for s in spread], header_values(config, HEADER, ()), now)
+        self.world.rollouts.append(rollout)
         self.world.rollouts = self.world.rollouts[-6:]
+
+    def spread(self) -> list[float]:
+        """The first edge switches at once, the last one after the whole window."""
+        edges = len(self.world.rollouts[0][0])
+        return [self.deploy_window * i / (edges - 1) for i in range(edges)]
 
     def send(self, live: LiveDistribution, value: str) -> None:
         if self.foreign_update_pending:
@@ -200,10 +236,62 @@ class Distribution:
             self.world.etag += 1
         if live.etag != str(self.world.etag):
             raise DistributionChangedError("stale etag")
-        edges = len(self.world.rollouts[0][0])
-        # The first edge switches at once, the last one after the whole window.
-        spread = [self.deploy_window * i / (edges - 1) for i in range(edges)]
-        self.apply(with_header_value(live.config, HEADER, (), value), spread)
+        self.apply(with_header_value(live.config, HEADER, (), value), self.spread())
+
+
+# -- the drift guard's ports (provision.logic), on the same world ----------------------------
+class GuardStore:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def get(self, name: str) -> str | None:
+        if self.world.ssm_down():
+            raise GuardStoreUnavailableError("GetParameter failed: ThrottlingException")
+        return self.world.document.to_json()
+
+    def create(self, name: str, value: str, key_id: str | None) -> bool:
+        raise AssertionError("the drift guard never writes")
+
+    def delete(self, name: str) -> None:
+        raise AssertionError("the drift guard never writes")
+
+
+class GuardDistribution:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def distribution_config(self, stack_id: str, logical_id: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.world.config)
+
+
+class GuardLock:
+    def __init__(self, world: World, running: Any) -> None:
+        self.world = world
+        self.is_running = running
+
+    def holder(self, name: str) -> str | None:
+        if self.world.ssm_down():
+            raise LockUnavailableError("GetParameter on the rotation lock failed: Throttling")
+        return self.world.lock
+
+    def running(self, execution_arn: str) -> bool:
+        return bool(self.is_running(execution_arn))
+
+
+class GuardStacks:
+    def __init__(self, status: str) -> None:
+        self.value = status
+
+    def status(self, stack_id: str) -> str:
+        return self.value
+
+
+@dataclass
+class PendingDeploy:
+    """A deploy whose guard has answered; CloudFormation has not written the distribution yet."""
+
+    value: str
+    answered_at: float
 
 
 class Caches:
@@ -259,18 +347,38 @@ class ProtocolModel(RuleBasedStateMachine):
         self.clock = Clock()
         first = generate_token()
         self.world = World(self.clock, TokenDocument(current=first).evolve(), make_config(first))
-        self.world.rollouts.append(([0.0] * 4, {"api": first}))
+        self.world.rollouts.append(([0.0] * 4, {"api": first}, 0.0))
         self.distribution = Distribution(self.world, deploy_window=120.0)
         self.ports = steps.Ports(
-            Store(self.world), Lock(self.world), self.distribution, Caches(self.world, self.spawn)
+            Store(self.world),
+            Lock(self.world, self.is_running),
+            self.distribution,
+            Caches(self.world, self.spawn),
         )
         self.running: list[Execution] = []
         self.counter = 0
         self.refused = 0
         # Revoked values, with the time from which no instance may accept them.
         self.revoked_done: dict[str, float] = {}
-        # Values an unfinished "revoke all" is removing: refused early, by design.
-        self.revoking: set[str] = set()
+        # Values a revoke step removed, with when: edges still on a configuration applied
+        # before then may send them (refused early, by design); a later configuration may not.
+        self.revoking: dict[str, float] = {}
+        self.deploy: PendingDeploy | None = None
+        self.deploys_refused = 0
+
+    def is_running(self, execution_id: str) -> bool:
+        return any(e.name == execution_id for e in self.running)
+
+    def guard_lock(self) -> GuardLock:
+        return GuardLock(self.world, self.is_running)
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock; a deploy's pending write lands first if it would come too late."""
+        if self.deploy is not None and (
+            self.clock.now + seconds >= self.deploy.answered_at + DEPLOY_WRITE_BOUND
+        ):
+            self.cloudformation_writes_the_distribution()
+        self.clock.now += seconds
 
     # -- world moves ---------------------------------------------------------
     def spawn(self) -> None:
@@ -291,7 +399,7 @@ class ProtocolModel(RuleBasedStateMachine):
 
     @rule(seconds=st.sampled_from([0.3, 1.0, 5.0, 30.0, 61.0, 200.0]))
     def time_passes(self, seconds: float) -> None:
-        self.clock.now += seconds
+        self.advance(seconds)
 
     @precondition(lambda self: not self.world.ssm_down() and len(self.world.instances) < 5)
     @rule()
@@ -311,19 +419,47 @@ class ProtocolModel(RuleBasedStateMachine):
         # Outages are separated by at least a refresh interval of service.
         self.world.outage_until = self.clock.now + seconds
 
+    @precondition(lambda self: self.deploy is None)
     @rule()
-    def cdk_deploy(self) -> None:
-        # The drift guard: CloudFormation sets the header to the value CloudFront already
-        # sends when the document accepts it, else to current (docs/decisions.md).
-        live = header_values(self.world.config, HEADER, ())
-        sent = next(iter(live.values()))
-        value = sent if self.world.document.slot_of(sent) else self.world.document.current
-        assert value is not None
-        if value != sent:
-            edges = len(self.world.rollouts[0][0])
-            self.distribution.apply(
-                with_header_value(self.world.config, HEADER, (), value), [60.0] * edges
+    def cdk_deploy_guard_answers(self) -> None:
+        """CloudFormation updates the drift guard: the real guard checks the lock, reads the
+        document and the live distribution, and answers the value to write (or refuses)."""
+        try:
+            choice = origin_header_value(
+                GUARD_PROPERTIES,
+                STACK_ID,
+                GuardStore(self.world),
+                GuardDistribution(self.world),
+                self.guard_lock(),
+                GuardStacks("UPDATE_IN_PROGRESS"),
             )
+        except RotationRunningError:
+            self.deploys_refused += 1
+            # The stack rolls back: the guard is asked again, at once, and must answer (a
+            # rollback is never refused); the distribution was never touched, so nothing is
+            # written.
+            origin_header_value(
+                GUARD_PROPERTIES,
+                STACK_ID,
+                GuardStore(self.world),
+                GuardDistribution(self.world),
+                self.guard_lock(),
+                GuardStacks("UPDATE_ROLLBACK_IN_PROGRESS"),
+            )
+            return
+        except ProvisionError:
+            return  # SSM unavailable: the deploy fails, the distribution is not touched
+        self.deploy = PendingDeploy(choice.value, self.clock.now)
+
+    @precondition(lambda self: self.deploy is not None)
+    @rule()
+    def cloudformation_writes_the_distribution(self) -> None:
+        """UpdateDistribution with the template's configuration and the guard's answer."""
+        assert self.deploy is not None
+        value, self.deploy = self.deploy.value, None
+        self.distribution.apply(
+            with_header_value(self.world.config, HEADER, (), value), self.distribution.spread()
+        )
 
     @rule()
     def someone_else_updates_the_distribution(self) -> None:
@@ -332,7 +468,7 @@ class ProtocolModel(RuleBasedStateMachine):
     # -- triggers ------------------------------------------------------------
     def _start(self, mode: str, payload: dict[str, Any]) -> None:
         self.counter += 1
-        execution = Execution(f"exec-{self.counter}", PROGRAMS[mode], self.clock.now)
+        execution = Execution(f"{EXECUTIONS}exec-{self.counter}", PROGRAMS[mode], self.clock.now)
         execution.state["input"] = payload
         self.running.append(execution)
 
@@ -347,6 +483,18 @@ class ProtocolModel(RuleBasedStateMachine):
     @rule()
     def trigger_revoke_previous(self) -> None:
         self._start("revoke_previous", {"mode": "revoke", "revoke": "previous"})
+
+    @precondition(lambda self: self.running)
+    @rule(index=st.integers(0, 3))
+    def execution_stopped(self, index: int) -> None:
+        """StopExecution, or the execution's timeout: no failure path runs and the lock stays,
+        stale, until the next execution takes it over."""
+        execution = self.running[index % len(self.running)]
+        # No reset ran: warm instances and API Gateway's cache may accept a value a revoke
+        # step already removed until they expire.
+        for value in execution.revoked:
+            self.revoked_done[value] = self.clock.now + max(MAX_AGE, API_TTL)
+        self.running.remove(execution)
 
     # -- the workflow ----------------------------------------------------------
     def _fail(self, execution: Execution) -> None:
@@ -386,13 +534,14 @@ class ProtocolModel(RuleBasedStateMachine):
 
     def check_all(self) -> None:
         self.every_value_an_edge_sends_is_accepted()
+        self.the_distribution_is_configured_with_an_accepted_value()
         self.at_most_one_execution_is_past_its_lock()
         self.revoked_values_stay_refused()
 
     def workflow_step(self, execution: Execution, crash: str | None) -> None:
         name = execution.program[execution.position]
         if execution.wait_until is not None:
-            self.clock.now = max(self.clock.now, execution.wait_until)
+            self.advance(max(0.0, execution.wait_until - self.clock.now))
             execution.wait_until = None
             execution.position += 1
             return
@@ -436,12 +585,12 @@ class ProtocolModel(RuleBasedStateMachine):
             execution.state[key] = {"result": result}
         if name in ("revoke_all", "revoke_previous") and result["changed"]:
             execution.revoked |= leaked
-            self.revoking |= leaked
+            self.revoking.update(dict.fromkeys(leaked, self.clock.now))
         if crash == "after" and name not in ("validate", "release_lock"):
             self._fail(execution)
             return
         if name == "poll" and not result["deployed"]:
-            self.clock.now += SETTINGS.poll_interval_seconds
+            self.advance(SETTINGS.poll_interval_seconds)
             return
         execution.position += 1
         if execution.position == len(execution.program):
@@ -472,10 +621,19 @@ class ProtocolModel(RuleBasedStateMachine):
     def every_value_an_edge_sends_is_accepted(self) -> None:
         if not hasattr(self, "world"):
             return
-        for value in self.world.edge_values():
-            if value in self.revoking or value in self.revoked_done:
+        for value, applied_at in self.world.edge_values():
+            if value in self.revoking and applied_at <= self.revoking[value]:
                 continue  # the documented price of revoke all: 403 until Deployed
             assert self._decide(value), "an edge sends a value that is refused"
+
+    @invariant()
+    def the_distribution_is_configured_with_an_accepted_value(self) -> None:
+        if not hasattr(self, "world"):
+            return
+        for value in header_values(self.world.config, HEADER, ()).values():
+            assert self.world.document.slot_of(value) is not None, (
+                "the distribution is configured to send a value that is refused"
+            )
 
     @invariant()
     def at_most_one_execution_is_past_its_lock(self) -> None:
@@ -537,6 +695,80 @@ def test_the_model_catches_a_protocol_without_its_defences(monkeypatch: Any) -> 
                 phases=[Phase.generate],  # finding it is the point; no need to shrink
             ),
         )
+
+
+class NoLockSeen(GuardLock):
+    def holder(self, name: str) -> str | None:
+        return None
+
+
+class WithoutTheLockCheck(ProtocolModel):
+    """The drift guard as it was: no look at the workflow's lock."""
+
+    def guard_lock(self) -> GuardLock:
+        return NoLockSeen(self.world, self.is_running)
+
+
+class SlowCloudFormation(ProtocolModel):
+    """The residual window: CloudFormation writes the distribution any time after the guard
+    answered, later than a revoke that started after the guard's check reaches its switch."""
+
+    def advance(self, seconds: float) -> None:
+        self.clock.now += seconds
+
+
+def race(model: ProtocolModel, *, guard_first: bool) -> None:
+    """A ``revoke all`` and a ``cdk deploy`` in the order that races: the guard answers, then the
+    revoke switches CloudFront and removes the value the guard read, then CloudFormation writes.
+
+    *guard_first*: the guard answers before the revoke takes the lock (else while the revoke
+    waits between staging and its switch).
+    """
+    model.start_instances()
+    model.trigger_revoke_all()
+    if guard_first:
+        model.cdk_deploy_guard_answers()
+    # validate, acquire_lock, stage, the stage wait (set, then over)
+    model.workflow_steps(index=0, count=5, crash=None)
+    if not guard_first:
+        model.cdk_deploy_guard_answers()
+    # switch, revoke_all
+    model.workflow_steps(index=0, count=2, crash=None)
+    assert model.revoking, "the revoke removed the old value"
+    if model.deploy is not None:
+        model.cloudformation_writes_the_distribution()
+    model.check_all()
+
+
+def test_a_deploy_during_a_revoke_is_refused_before_it_reads() -> None:
+    # Given a revoke all between staging and its switch, when a deploy asks the guard
+    model = ProtocolModel()
+    race(model, guard_first=False)
+    # Then the guard refused (and its rollback answered): nothing was written back
+    assert model.deploys_refused == 1
+    assert model.deploy is None
+
+
+def test_without_the_lock_check_a_deploy_writes_the_revoked_value_back() -> None:
+    # The same moves with the guard as it was: the model catches the value written back
+    with pytest.raises(AssertionError, match="configured to send a value that is refused"):
+        race(WithoutTheLockCheck(), guard_first=False)
+
+
+def test_a_revoke_started_after_the_guard_answered_switches_after_the_write() -> None:
+    # Given the guard's answer just before a revoke takes the lock, CloudFormation writes
+    # within the emergency stage wait: before the revoke's switch, so the switch wins
+    model = ProtocolModel()
+    race(model, guard_first=True)
+    assert model.deploys_refused == 0
+    assert model.world.document.slot_of(model.world.rollouts[-1][1]["api"]) == "current"
+
+
+def test_the_residual_window_a_cloudformation_slower_than_the_stage_wait() -> None:
+    # Given the same moves with CloudFormation writing only after the revoke's switch: the
+    # documented residual window, the value the guard read is written back after its revoke
+    with pytest.raises(AssertionError, match="configured to send a value that is refused"):
+        race(SlowCloudFormation(), guard_first=True)
 
 
 ProtocolModel.TestCase.settings = settings(

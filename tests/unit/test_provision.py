@@ -23,7 +23,13 @@ from aws_lambda_powertools import Logger
 from moto import mock_aws
 
 import provision.handler as handler
-from provision.aws import SsmParameterStore, StackDistribution
+from provision.aws import (
+    UNREADABLE_LOCK,
+    SsmParameterStore,
+    SsmRotationLock,
+    StackDistribution,
+    StackStatusReader,
+)
 from provision.cloudformation import (
     FAILED,
     SUCCESS,
@@ -34,11 +40,17 @@ from provision.cloudformation import (
 from provision.errors import (
     BadRequestError,
     LiveConfigUnavailableError,
+    LockUnavailableError,
     ParameterMissingError,
     ParameterTakenError,
+    RotationRunningError,
+    StackUnavailableError,
     UnusableParameterError,
 )
 from provision.logic import (
+    LOCK_FREE,
+    LOCK_SKIPPED,
+    LOCK_STALE,
     ORIGIN_HEADER_PHYSICAL_ID,
     HeaderChoice,
     choose_header_value,
@@ -53,8 +65,10 @@ from provision.token_age import ParameterNotFoundError, last_modified, token_age
 from tokens.document import TokenDocument, fingerprint, generate_token
 
 NAME = "/originlock/test/origin-token"
+LOCK = NAME + ".lock"
 HEADER = "x-cf-api-gateway-token"
 STACK_ID = "arn:aws:cloudformation:eu-west-1:123456789012:stack/Originlock/0f6e"
+EXECUTION = "arn:aws:states:eu-west-1:123456789012:execution:Originlock-rotation:revoke-1a2b"
 
 
 # -- fakes -------------------------------------------------------------------------
@@ -69,8 +83,10 @@ class FakeStore:
         self.deleted: list[str] = []
         # A value another writer puts just before our create (ParameterAlreadyExists).
         self.race = race
+        self.read: list[str] = []
 
     def get(self, name: str) -> str | None:
+        self.read.append(name)
         return self.values.get(name)
 
     def create(self, name: str, value: str, key_id: str | None) -> bool:
@@ -96,6 +112,42 @@ class FakeDistribution:
     def distribution_config(self, stack_id: str, logical_id: str) -> Mapping[str, Any] | None:
         self.asked.append((stack_id, logical_id))
         return self.config
+
+
+class FakeLock:
+    """The workflow's lock parameters and which executions Step Functions reports RUNNING."""
+
+    def __init__(self, holders: Mapping[str, str] | None = None, running: set[str] | None = None):
+        self.holders = dict(holders or {})
+        self.running_executions = set(running or ())
+        self.asked: list[str] = []
+
+    def holder(self, name: str) -> str | None:
+        self.asked.append(f"holder {name}")
+        return self.holders.get(name)
+
+    def running(self, execution_arn: str) -> bool:
+        self.asked.append(f"running {execution_arn}")
+        return execution_arn in self.running_executions
+
+
+def held_by_running() -> FakeLock:
+    return FakeLock({LOCK: EXECUTION}, running={EXECUTION})
+
+
+class FakeStacks:
+    """CloudFormation's view of the stack being deployed."""
+
+    def __init__(self, status: str = "UPDATE_IN_PROGRESS", readable: bool = True) -> None:
+        self.value = status
+        self.readable = readable
+        self.asked: list[str] = []
+
+    def status(self, stack_id: str) -> str:
+        self.asked.append(stack_id)
+        if not self.readable:
+            raise StackUnavailableError("DescribeStacks failed: Throttling")
+        return self.value
 
 
 def live_config(*values: str, header: str = HEADER) -> dict[str, Any]:
@@ -134,6 +186,7 @@ def guard_properties(**extra: str) -> dict[str, str]:
         "ParameterName": NAME,
         "HeaderName": HEADER,
         "DistributionLogicalId": "EdgeDistribution",
+        "LockParameterName": LOCK,
         **extra,
     }
 
@@ -322,25 +375,158 @@ def test_origin_header_value_reads_the_live_distribution_of_the_stack(
 ) -> None:
     store = FakeStore({NAME: document(current=tokens["current"], previous=tokens["previous"])})
     live = FakeDistribution(live_config(tokens["previous"]))
-    choice = origin_header_value(guard_properties(), STACK_ID, store, live)
+    choice = origin_header_value(
+        guard_properties(), STACK_ID, store, live, FakeLock(), FakeStacks()
+    )
     assert choice.value == tokens["previous"]
+    assert choice.lock == LOCK_FREE
     assert live.asked == [(STACK_ID, "EdgeDistribution")]
 
 
 def test_origin_header_value_accepts_an_adopted_plain_parameter(tokens: dict[str, str]) -> None:
     store = FakeStore({NAME: tokens["current"]})
-    choice = origin_header_value(guard_properties(), STACK_ID, store, FakeDistribution(None))
+    choice = origin_header_value(
+        guard_properties(), STACK_ID, store, FakeDistribution(None), FakeLock(), FakeStacks()
+    )
     assert choice.value == tokens["current"]
 
 
 def test_origin_header_value_needs_the_parameter() -> None:
     with pytest.raises(ParameterMissingError):
-        origin_header_value(guard_properties(), STACK_ID, FakeStore(), FakeDistribution(None))
+        origin_header_value(
+            guard_properties(),
+            STACK_ID,
+            FakeStore(),
+            FakeDistribution(None),
+            FakeLock(),
+            FakeStacks(),
+        )
 
 
 def test_origin_header_value_needs_its_properties() -> None:
     with pytest.raises(BadRequestError):
-        origin_header_value({"ParameterName": NAME}, STACK_ID, FakeStore(), FakeDistribution(None))
+        origin_header_value(
+            {"ParameterName": NAME},
+            STACK_ID,
+            FakeStore(),
+            FakeDistribution(None),
+            FakeLock(),
+            FakeStacks(),
+        )
+
+
+# -- the drift guard and a running rotation ----------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["UPDATE_IN_PROGRESS", "CREATE_IN_PROGRESS"])
+def test_origin_header_value_refuses_while_a_rotation_runs_before_reading_anything(
+    status: str, tokens: dict[str, str]
+) -> None:
+    # Given a revoke that holds the lock: it may switch CloudFront away from the live
+    # value and revoke it before CloudFormation writes what the guard answers
+    store = FakeStore({NAME: document(current=tokens["current"], pending=tokens["pending"])})
+    live = FakeDistribution(live_config(tokens["current"]))
+    stacks = FakeStacks(status)
+    # When a deploy asks the guard
+    with pytest.raises(RotationRunningError) as caught:
+        origin_header_value(guard_properties(), STACK_ID, store, live, held_by_running(), stacks)
+    # Then it is refused, naming the execution, before the distribution is touched
+    message = str(caught.value)
+    assert message.startswith("a rotation is running (execution revoke-1a2b): deploy after it ends")
+    assert live.asked == [] and store.read == []
+    assert stacks.asked == [STACK_ID]
+    assert not any(value in message for value in tokens.values())
+
+
+@pytest.mark.parametrize(
+    "status", ["UPDATE_ROLLBACK_IN_PROGRESS", "ROLLBACK_IN_PROGRESS", "IMPORT_ROLLBACK_IN_PROGRESS"]
+)
+def test_origin_header_value_never_refuses_a_rollback(status: str, tokens: dict[str, str]) -> None:
+    # Given a refused deploy that CloudFormation now rolls back, the rotation still running,
+    # and the old properties (from before LockParameterName existed)
+    store = FakeStore({NAME: document(current=tokens["current"], pending=tokens["pending"])})
+    live = FakeDistribution(live_config(tokens["current"]))
+    lock = held_by_running()
+    old_properties = guard_properties()
+    del old_properties["LockParameterName"]
+    # When the rollback asks the guard again
+    choice = origin_header_value(old_properties, STACK_ID, store, live, lock, FakeStacks(status))
+    # Then it answers the live value and never looks at the lock: the rollback completes
+    assert choice == HeaderChoice(tokens["current"], "live", LOCK_SKIPPED)
+    assert lock.asked == []
+
+
+def test_origin_header_value_treats_a_lock_of_a_stopped_execution_as_free(
+    tokens: dict[str, str],
+) -> None:
+    # Given a lock left by an execution that was stopped before it could release it:
+    # the next execution takes it over, so nothing is running
+    store = FakeStore({NAME: document(current=tokens["current"])})
+    lock = FakeLock({LOCK: EXECUTION}, running=set())
+    # When
+    choice = origin_header_value(
+        guard_properties(), STACK_ID, store, FakeDistribution(None), lock, FakeStacks()
+    )
+    # Then the deploy goes on, and the holder was asked about
+    assert choice.lock == LOCK_STALE and choice.value == tokens["current"]
+    assert lock.asked == [f"holder {LOCK}", f"running {EXECUTION}"]
+
+
+def test_origin_header_value_treats_an_unreadable_lock_as_stale(tokens: dict[str, str]) -> None:
+    store = FakeStore({NAME: document(current=tokens["current"])})
+    lock = FakeLock({LOCK: UNREADABLE_LOCK}, running={UNREADABLE_LOCK})
+    choice = origin_header_value(
+        guard_properties(), STACK_ID, store, FakeDistribution(None), lock, FakeStacks()
+    )
+    assert choice.lock == LOCK_STALE
+    assert lock.asked == [f"holder {LOCK}"]  # not an execution: nothing to describe
+
+
+def test_origin_header_value_checks_the_lock_when_the_stack_status_is_unreadable(
+    tokens: dict[str, str],
+) -> None:
+    # An unknown status is not taken for a rollback: a forward deploy stays guarded
+    store = FakeStore({NAME: document(current=tokens["current"])})
+    unreadable = FakeStacks(readable=False)
+    with pytest.raises(RotationRunningError):
+        origin_header_value(
+            guard_properties(),
+            STACK_ID,
+            store,
+            FakeDistribution(None),
+            held_by_running(),
+            unreadable,
+        )
+    choice = origin_header_value(
+        guard_properties(), STACK_ID, store, FakeDistribution(None), FakeLock(), unreadable
+    )
+    assert choice.lock == LOCK_FREE
+
+
+def test_origin_header_value_needs_the_lock_name_outside_a_rollback(
+    tokens: dict[str, str],
+) -> None:
+    properties = guard_properties()
+    del properties["LockParameterName"]
+    store = FakeStore({NAME: document(current=tokens["current"])})
+    with pytest.raises(BadRequestError):
+        origin_header_value(
+            properties, STACK_ID, store, FakeDistribution(None), FakeLock(), FakeStacks()
+        )
+
+
+def test_origin_header_value_fails_closed_when_the_lock_is_unreadable(
+    tokens: dict[str, str],
+) -> None:
+    class Unreadable(FakeLock):
+        def holder(self, name: str) -> str | None:
+            raise LockUnavailableError("GetParameter on the rotation lock failed: AccessDenied")
+
+    store = FakeStore({NAME: document(current=tokens["current"])})
+    live = FakeDistribution(None)
+    with pytest.raises(LockUnavailableError):
+        origin_header_value(guard_properties(), STACK_ID, store, live, Unreadable(), FakeStacks())
+    assert live.asked == []
 
 
 # -- answering CloudFormation --------------------------------------------------------
@@ -395,7 +581,11 @@ def test_respond_answers_the_drift_guard_with_no_echo(
     sender = Recorder()
     # When
     handler.respond(
-        event, lambda: handler.origin_header(event, store, FakeDistribution(None)), sender
+        event,
+        lambda: handler.origin_header(
+            event, store, FakeDistribution(None), FakeLock(), FakeStacks()
+        ),
+        sender,
     )
     # Then
     [(url, body)] = sender.sent
@@ -410,6 +600,34 @@ def test_respond_answers_the_drift_guard_with_no_echo(
     assert tokens["current"] not in logs
     assert str(fingerprint(tokens["current"])) in logs
     assert '"source":"current"' in logs.replace(" ", "")
+    assert '"rotation_lock":"free"' in logs.replace(" ", "")
+
+
+def test_respond_fails_a_deploy_during_a_rotation_with_a_safe_reason(
+    tokens: dict[str, str], log_output: io.StringIO
+) -> None:
+    # Given a rotation that holds the lock
+    store = FakeStore({NAME: document(current=tokens["current"], pending=tokens["pending"])})
+    live = FakeDistribution(live_config(tokens["current"]))
+    event = cfn_event("Update", "Custom::OriginlockOriginHeaderValue", props=guard_properties())
+    sender = Recorder()
+    # When CloudFormation asks the guard
+    handler.respond(
+        event,
+        lambda: handler.origin_header(event, store, live, held_by_running(), FakeStacks()),
+        sender,
+    )
+    # Then the update fails (and rolls back) with a reason an operator can act on
+    [(_, body)] = sender.sent
+    assert body["Status"] == FAILED
+    assert body["Reason"] == (
+        "RotationRunningError: a rotation is running (execution revoke-1a2b): "
+        "deploy after it ends (originlock status shows it)"
+    )
+    assert body["Data"] == {}
+    assert body["PhysicalResourceId"] == "failed:request-1"
+    shown = json.dumps(body) + log_output.getvalue()
+    assert not any(value in shown for value in tokens.values())
 
 
 def test_respond_reports_a_failure_without_the_value(
@@ -463,8 +681,12 @@ def test_origin_header_delete_does_nothing() -> None:
         PhysicalResourceId=ORIGIN_HEADER_PHYSICAL_ID,
     )
     store = FakeStore()
-    answer = handler.origin_header(event, store, FakeDistribution(None))
+    stacks = FakeStacks("DELETE_IN_PROGRESS")
+    lock = held_by_running()
+    answer = handler.origin_header(event, store, FakeDistribution(None), lock, stacks)
     assert answer == handler.Answer(ORIGIN_HEADER_PHYSICAL_ID)
+    # A delete never refuses, whatever runs.
+    assert lock.asked == [] and stacks.asked == []
 
 
 def test_build_response_truncates_the_reason() -> None:
@@ -648,6 +870,14 @@ def test_stack_distribution_fails_closed_when_cloudformation_is_unreadable(
         live.distribution_config(STACK_ID, "EdgeDistribution")
 
 
+class CreatingStack:
+    """CloudFormation during the first create (moto cannot run the real stack)."""
+
+    def describe_stacks(self, **kwargs: str) -> dict[str, Any]:
+        assert kwargs == {"StackName": STACK_ID}
+        return {"Stacks": [{"StackId": STACK_ID, "StackStatus": "CREATE_IN_PROGRESS"}]}
+
+
 def test_origin_header_end_to_end_on_moto(moto_aws: None, tokens: dict[str, str]) -> None:
     # Given a token document that accepts current and previous, a distribution that
     # sends previous, and no stack record of the distribution (first create)
@@ -659,12 +889,94 @@ def test_origin_header_end_to_end_on_moto(moto_aws: None, tokens: dict[str, str]
     sender = Recorder()
     event = cfn_event("Create", "Custom::OriginlockOriginHeaderValue", props=guard_properties())
     live = StackDistribution(NotYetCreated(), boto3.client("cloudfront"))
+    stacks = StackStatusReader(CreatingStack())
     # When
-    handler.respond(event, lambda: handler.origin_header(event, SsmParameterStore(), live), sender)
+    handler.respond(
+        event,
+        lambda: handler.origin_header(event, SsmParameterStore(), live, SsmRotationLock(), stacks),
+        sender,
+    )
     # Then first create answers current
     [(_, body)] = sender.sent
     assert body["Status"] == SUCCESS
     assert body["Data"]["Value"] == tokens["current"]
+
+
+def rotation_state_machine() -> str:
+    role = "arn:aws:iam::123456789012:role/states"
+    definition = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}})
+    response = boto3.client("stepfunctions").create_state_machine(
+        name="Originlock-rotation", definition=definition, roleArn=role
+    )
+    return str(response["stateMachineArn"])
+
+
+def test_rotation_lock_reads_what_the_rotate_function_writes(moto_aws: None) -> None:
+    # Given an execution holding the lock, taken by the rotate function's own adapter
+    from rotate.adapters import Lock, _LazyClients
+    from rotate.settings import RotateSettings
+
+    sfn = boto3.client("stepfunctions")
+    execution = sfn.start_execution(stateMachineArn=rotation_state_machine())["executionArn"]
+    settings = RotateSettings.from_env({"SSM_PARAMETER_NAME": NAME, "DISTRIBUTION_ID": "E1"})
+    rotate_lock = Lock(settings, _LazyClients())
+    assert rotate_lock.acquire(execution, {"mode": "revoke"})["acquired"]
+    lock = SsmRotationLock(boto3.client("ssm"), sfn)
+    # Then the guard sees the same holder, running
+    assert lock.holder(LOCK) == execution
+    assert lock.running(execution) is True
+    # And once the execution stops without releasing, the lock is stale
+    sfn.stop_execution(executionArn=execution)
+    assert lock.running(execution) is False
+    # And once released, there is no lock
+    assert rotate_lock.release(execution)
+    assert lock.holder(LOCK) is None
+
+
+def test_rotation_lock_edge_cases(moto_aws: None) -> None:
+    ssm = boto3.client("ssm")
+    lock = SsmRotationLock(ssm, boto3.client("stepfunctions"))
+    ssm.put_parameter(Name=LOCK, Value="not json", Type="String")
+    assert lock.holder(LOCK) == UNREADABLE_LOCK
+    rotation_state_machine()
+    assert lock.running(EXECUTION) is False  # no such execution
+
+
+def test_rotation_lock_fails_closed_naming_only_the_code() -> None:
+    from botocore.exceptions import ClientError
+
+    class Denied:
+        def get_parameter(self, **kwargs: str) -> dict[str, Any]:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "x"}}, "GetParameter")
+
+        def describe_execution(self, **kwargs: str) -> dict[str, Any]:
+            raise ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": "x"}}, "DescribeExecution"
+            )
+
+    lock = SsmRotationLock(Denied(), Denied())
+    with pytest.raises(LockUnavailableError, match="AccessDenied"):
+        lock.holder(LOCK)
+    with pytest.raises(LockUnavailableError, match="AccessDenied"):
+        lock.running(EXECUTION)
+
+
+def test_stack_status_reader(moto_aws: None) -> None:
+    from botocore.exceptions import ClientError
+
+    cloudformation = boto3.client("cloudformation")
+    template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}
+    stack_id = cloudformation.create_stack(
+        StackName="Originlock", TemplateBody=json.dumps(template)
+    )["StackId"]
+    assert StackStatusReader(cloudformation).status(stack_id) == "CREATE_COMPLETE"
+
+    class Throttled:
+        def describe_stacks(self, **kwargs: str) -> dict[str, Any]:
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "x"}}, "DescribeStacks")
+
+    with pytest.raises(StackUnavailableError, match="Throttling"):
+        StackStatusReader(Throttled()).status(stack_id)
 
 
 def test_token_parameter_handler_creates_on_moto(
