@@ -323,13 +323,18 @@ class AuthorizerCaches:
         client = self.clients.get("lambda")
         config = client.get_function_configuration(FunctionName=name)
         variables = dict((config.get("Environment") or {}).get("Variables") or {})
-        if variables.get(self.EPOCH_VARIABLE) == epoch:
-            return True  # done by an earlier attempt
-        variables[self.EPOCH_VARIABLE] = epoch
-        kwargs: dict[str, Any] = {"FunctionName": name, "Environment": {"Variables": variables}}
-        if config.get("RevisionId"):
-            kwargs["RevisionId"] = config["RevisionId"]
-        client.update_function_configuration(**kwargs)
+        if variables.get(self.EPOCH_VARIABLE) != epoch:
+            variables[self.EPOCH_VARIABLE] = epoch
+            kwargs: dict[str, Any] = {
+                "FunctionName": name,
+                "Environment": {"Variables": variables},
+            }
+            if config.get("RevisionId"):
+                kwargs["RevisionId"] = config["RevisionId"]
+            client.update_function_configuration(**kwargs)
+        # Wait even when an earlier attempt made the change: until the update is Successful,
+        # Lambda still serves invocations from the old instances, and emptying API Gateway's
+        # cache before that would let one of them allow a revoked value for another TTL.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             status = client.get_function_configuration(FunctionName=name).get("LastUpdateStatus")

@@ -118,23 +118,30 @@ class SandboxTimings:
         (``REVOKE_STAGE_WAIT_SECONDS``)."""
         return self.token_refresh_interval + self.margin
 
-    def revoke_bound(self) -> float:
+    def revoke_bound(self, *, retries: bool = False) -> float:
         """R: the longest a revoked value can still be accepted after a revoke-all starts.
 
-        The new document is written after the five tasks up to ``RevokeAll`` and the
-        emergency stage wait; after that an authorizer instance may allow a removed value
-        until its copy is ``token_cache_max_age`` old, and API Gateway may serve that Allow
-        from its cache for ``authorizer_ttl`` more. The instance replacement and the cache
-        reset that follow usually end it much sooner; this bound does not count on them
-        (docs/runbook.md states the AWS bound, which does). It assumes no task is retried and
-        SSM answers (an instance that cannot read serves its last good copy up to its max
-        staleness).
+        Derived from ``statemachine/rotation.asl.json`` (:mod:`originlock.retry_budget`): the
+        new document is written once the tasks up to ``RevokeAll`` (five) have run and the
+        emergency stage wait has passed; after that an authorizer instance may allow a
+        removed value until its copy is ``token_cache_max_age`` old, and API Gateway may
+        serve that Allow from its cache for ``authorizer_ttl`` more. The instance
+        replacement and the cache reset that follow usually end it much sooner; this bound
+        does not count on them. Each invocation is given ``task_budget`` seconds.
+
+        Without *retries* (what the demo states and measures) it holds for a run in which no
+        task is retried; with *retries* it adds every retry the ASL allows on the way to the
+        write (each one more invocation, plus its backoff wait; ``MaxAttempts`` counts
+        retries). Both assume SSM answers the authorizer (an instance that cannot read
+        serves its last good copy up to its max staleness).
         """
-        return (
-            math.ceil(self.revoke_stage_wait)
-            + TASKS_BEFORE_REVOKE_WRITE * self.task_budget
-            + self.token_cache_max_age
-            + self.authorizer_ttl
+        from originlock.retry_budget import revoke_budget
+
+        return revoke_budget("all").bound(
+            settings={"stage_wait_seconds": math.ceil(self.revoke_stage_wait)},
+            invocation_seconds=self.task_budget,
+            after_write_seconds=self.token_cache_max_age + self.authorizer_ttl,
+            retries=retries,
         )
 
     def rotate_env(self) -> dict[str, str]:

@@ -9,12 +9,47 @@ from typing import Any
 
 import pytest
 
+from originlock.retry_budget import happy_path, load_definition, steps_on
 from tests.statemachine.conftest import REVOKE_ALL, REVOKE_PREVIOUS, ROTATE, SCHEDULED
 from tokens.document import TokenDocument, fingerprint, generate_token
 
 pytestmark = pytest.mark.statemachine
 
-ROTATE_STEPS = ["stage", "switch", "check_deployed", "promote", "retire"]
+PAYLOADS = {"rotate": ROTATE, "revoke all": REVOKE_ALL, "revoke previous": REVOKE_PREVIOUS}
+# Every step each path invokes, in order (test_the_crash_table_covers_every_step checks them
+# against the ASL). validate and acquire_lock fail before ChooseMode, into Fail states that
+# do not depend on the mode: they are crashed once, under rotate.
+CRASH_STEPS = {
+    "rotate": [
+        "validate",
+        "acquire_lock",
+        "stage",
+        "switch",
+        "check_deployed",
+        "verify",
+        "promote",
+        "retire",
+        "reset_authorizer_caches",
+        "release_lock",
+    ],
+    "revoke all": [
+        "stage",
+        "switch",
+        "revoke_all",
+        "reset_authorizer_caches",
+        "check_deployed",
+        "verify",
+        "release_lock",
+    ],
+    "revoke previous": ["revoke_previous", "reset_authorizer_caches", "release_lock"],
+}
+REVOKE_WRITES = {"revoke all": "revoke_all", "revoke previous": "revoke_previous"}
+CRASHES = [
+    pytest.param(mode, step, when, id=f"{mode.replace(' ', '_')}-{step}-{when}")
+    for mode, steps in CRASH_STEPS.items()
+    for step in steps
+    for when in ("before", "after")
+]
 
 
 def document_with(current: str, previous: str | None = None, pending: str | None = None) -> str:
@@ -137,31 +172,101 @@ def test_deploy_timeout_keeps_everything_accepted_and_the_next_run_resumes(
     world.assert_invariants(arn, arn2)
 
 
-@pytest.mark.parametrize("when", ["before", "after"])
-@pytest.mark.parametrize("step", ROTATE_STEPS)
-def test_a_crash_in_any_step_leaves_traffic_flowing_and_a_rerun_completes(
-    make_world: Any, step: str, when: str
+def test_the_crash_table_covers_every_step() -> None:
+    definition = load_definition()
+    for mode, payload in PAYLOADS.items():
+        steps = steps_on(definition, happy_path(definition, payload))
+        skipped = [] if mode == "rotate" else ["validate", "acquire_lock"]
+        assert steps == skipped + CRASH_STEPS[mode], mode
+    states = definition["States"]
+    # The steps crashed only under rotate fail into Fail states, whatever the mode
+    assert states[states["Validate"]["Catch"][0]["Next"]]["Type"] == "Fail"
+    assert states[states["AcquireLock"]["Catch"][0]["Next"]]["Type"] == "Fail"
+
+
+def accepted(document: TokenDocument) -> set[str]:
+    return {v.decode() for _, v in document.accepted()}
+
+
+@pytest.mark.parametrize(("mode", "step", "when"), CRASHES)
+def test_a_crash_in_any_step_keeps_the_invariants_and_a_rerun_completes(
+    make_world: Any, capfd: Any, mode: str, step: str, when: str
 ) -> None:
-    # Given the rotate function crashes in one step (after its side effects, or before)
-    world = make_world(edges=2, deploy_window=(0.1, 0.4))
+    # Given a current and a previous value, and the rotate function crashing once in *step*,
+    # before it runs or after its side effects (as a Lambda timeout would)
+    current, previous = generate_token(), generate_token()
+    world = make_world(
+        edges=2, deploy_window=(0.1, 0.4), initial_document=document_with(current, previous)
+    )
+    # and two warm authorizer instances that trust both values (the sampler refreshes one)
+    world.prewarm_authorizers(2, current)
+    before = world.document()
+    updates = world.edges.updates
+    payload = PAYLOADS[mode]
     world.lambdas.crash_steps[step] = when
 
-    arn, result = world.run(ROTATE)
+    # When the workflow runs
+    arn, result = world.run(payload)
 
-    # Then the execution fails, the lock is released, and nothing CloudFront sends is refused
-    assert result["status"] == "FAILED"
-    assert result["error"] == "SandboxCrashError"
-    assert "ReleaseLockAfterFailure" in world.entered_states(arn)
-    assert "ResetCachesAfterFailure" not in world.entered_states(arn)  # nothing was revoked
+    # Then it fails with the crash, down the path the runbook states
+    assert step not in world.lambdas.crash_steps, "the crash was never injected"
+    assert result["status"] == "FAILED" and result["error"] == "SandboxCrashError", result
+    states = world.entered_states(arn)
+    stale_lock = (step, when) in (("acquire_lock", "after"), ("release_lock", "before"))
+    if step == "validate":
+        assert states == ["Validate", "Rejected"]
+    elif step == "acquire_lock":
+        assert states == ["Validate", "AcquireLock", "FailBeforeLock"]
+    elif step == "release_lock":
+        assert states[-1] == "ReleaseLock"  # the last task has no Catch: it fails there
+    else:
+        assert states[-2:] == ["ReleaseLockAfterFailure", "Failed"]
+        # A revoke's failure replaces the instances and empties the cache, whatever failed
+        assert ("ResetCachesAfterFailure" in states) == (mode != "rotate")
+    # A crash between taking and releasing the lock leaves it to a stopped holder
+    assert world.lock_holder() == (arn if stale_lock else None)
+    if step in ("validate", "acquire_lock"):
+        assert world.document() == before
+    middle = world.document()
+    removed = accepted(before) - accepted(middle)
+    if mode in REVOKE_WRITES:
+        steps, write = CRASH_STEPS[mode], REVOKE_WRITES[mode]
+        written = steps.index(step) > steps.index(write) or (step == write and when == "after")
+        leaked = {current, previous} if mode == "revoke all" else {previous}
+        assert removed == (leaked if written else set())
+        # A value the revoke removed is refused at once, even though the run failed: the
+        # instances that trusted it were replaced
+        assert not any(any(world.authorize_everywhere(value)) for value in removed)
 
-    # And a re-run completes the rotation
+    # When the same command runs again
     world.edges.finish_deployments()
-    arn2, result2 = world.run(ROTATE)
+    arn2, result2 = world.run(payload)
+
+    # Then it completes
     assert result2["status"] == "SUCCEEDED", result2
+    if stale_lock:
+        lock = world.step_output(arn2, "AcquireLock")["lock"]["result"]
+        assert lock["took_over"] == arn.rsplit(":", 1)[-1]
     final = world.document()
     assert final.pending is None and final.previous is None
     assert world.configured_value() == final.current
-    world.assert_invariants(arn, arn2)
+    assert world.lock_holder() is None
+    revoked: frozenset[str] = frozenset()
+    if mode == "rotate":
+        assert final.current not in (current, previous)
+    elif mode == "revoke previous":
+        assert final.current == current
+        assert world.edges.updates == updates  # no CloudFront change, in either run
+        assert not any(world.authorize_everywhere(previous))
+        assert world.authorize(current)
+    else:
+        assert accepted(final) == {final.current}
+        assert final.current not in (current, previous)
+        assert not any(world.authorize_everywhere(current) + world.authorize_everywhere(previous))
+        # Each revoke all refuses what it found accepted, but its new value, as soon as it
+        # has written: edges not yet switched send those and are refused (the price)
+        revoked = frozenset((accepted(before) | accepted(middle)) - {final.current})
+    world.assert_invariants(arn, arn2, output="".join(capfd.readouterr()), revoked=revoked)
 
 
 def test_a_second_trigger_while_one_runs_is_refused(make_world: Any) -> None:
@@ -286,6 +391,7 @@ def test_bad_input_fails_at_once_and_changes_nothing(make_world: Any, payload: A
     assert result["error"] == "InvalidInputError"
     assert world.entered_states(arn) == ["Validate", "Rejected"]
     assert world.document() == before
+    world.assert_invariants(arn)
 
 
 def test_an_out_of_band_header_stops_the_run_before_anything_is_removed(
@@ -302,7 +408,6 @@ def test_an_out_of_band_header_stops_the_run_before_anything_is_removed(
     cf.update_distribution(
         Id=world.deployment.distribution_id, IfMatch=response["ETag"], DistributionConfig=config
     )
-    world.check_authorizer = False  # the stranger is refused: that is the operator's incident
 
     arn, result = world.run(ROTATE)
 
@@ -312,6 +417,10 @@ def test_an_out_of_band_header_stops_the_run_before_anything_is_removed(
     assert world.configured_value() == stranger
     assert "origin(s) api" in result["cause"]
     assert "Stage" in world.entered_states(arn) and "SwitchOrigin" not in world.entered_states(arn)
+    # The stranger is sent and refused (the operator's incident, not ours); every value the
+    # document knows stays accepted, and none of them, nor the stranger, reaches the history
+    assert world.seen_values >= {stranger}
+    world.assert_invariants(arn, revoked=frozenset({stranger}))
 
 
 def test_cost_per_rotation_matches_the_documented_formula(make_world: Any) -> None:
@@ -353,7 +462,8 @@ def test_a_failure_after_revoking_still_refreshes_the_authorizers(make_world: An
     # Given a revoke all whose function crashes right after it removed the leaked value
     leaked = generate_token()
     world = make_world(initial_document=document_with(leaked))
-    assert world.authorize(leaked)
+    world.prewarm_authorizers(2, leaked)
+    assert all(world.authorize_everywhere(leaked))
     world.lambdas.crash_steps["revoke_all"] = "after"
 
     arn, result = world.run(REVOKE_ALL)
@@ -362,7 +472,7 @@ def test_a_failure_after_revoking_still_refreshes_the_authorizers(make_world: An
     assert result["status"] == "FAILED" and result["error"] == "SandboxCrashError"
     assert "ResetCachesAfterFailure" in world.entered_states(arn)
     assert leaked not in {v.decode() for _, v in world.document().accepted()}
-    assert not world.authorize(leaked)
+    assert not any(world.authorize_everywhere(leaked))
     world.assert_invariants(arn, revoked=frozenset({leaked}))
 
 
