@@ -1,4 +1,4 @@
-"""A local CloudFront distribution: one loopback HTTP server per edge location.
+"""A local CloudFront distribution: one loopback HTTP socket per edge location.
 
 Each edge forwards a viewer's request to the origin (the local API Gateway) with the origin
 custom headers of the configuration *that edge* serves at that moment (the harness's
@@ -49,21 +49,13 @@ class Origin(Protocol):
 
 
 class Edge:
-    """One edge location: a server that forwards to the origin with this edge's headers."""
+    """One edge location: a socket of the edges' server, forwarding with this edge's headers."""
 
-    def __init__(self, cloudfront: LocalCloudFront, index: int) -> None:
-        self.cloudfront = cloudfront
+    def __init__(self, index: int, url: str) -> None:
         self.index = index
         self.pop = f"SBX{index + 1}"
-        self.server = ServerThread(self.wsgi, f"edge-{index}")
+        self.url = url
         self.requests = 0
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
-        return self.cloudfront.forward(self, Request(environ))(environ, start_response)
 
 
 class LocalCloudFront:
@@ -89,7 +81,10 @@ class LocalCloudFront:
         self.distribution_id: str | None = None
         self.origin_id = "api"
         self.domain_name = "sandbox.cloudfront.net"
-        self.edges = [Edge(self, i) for i in range(count)]
+        # One server, one socket per edge: a request's SERVER_PORT names its edge.
+        self.server = ServerThread(self.wsgi, "edges", threads=12, sockets=count)
+        self.edges = [Edge(i, url) for i, url in enumerate(self.server.urls)]
+        self._by_port = {str(edge.url.rsplit(":", 1)[1]): edge for edge in self.edges}
         self._lock = threading.Lock()
 
     @property
@@ -147,10 +142,12 @@ class LocalCloudFront:
         response.headers["Via"] = headers["Via"]
         return response
 
+    def wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        edge = self._by_port[str(environ["SERVER_PORT"])]
+        return self.forward(edge, Request(environ))(environ, start_response)
+
     def start(self) -> None:
-        for edge in self.edges:
-            edge.server.start()
+        self.server.start()
 
     def stop(self) -> None:
-        for edge in self.edges:
-            edge.server.stop()
+        self.server.stop()

@@ -10,10 +10,11 @@ far below what the load benchmark drives through it (docs/decisions.md).
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from typing import Any
 
-from waitress.server import create_server
+from waitress.server import BaseWSGIServer, create_server
 
 LOOPBACK = "127.0.0.1"
 # An idle keep-alive connection is closed after this many seconds.
@@ -26,35 +27,46 @@ logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 class ServerThread:
     """A WSGI app served on ``127.0.0.1`` (never another interface) from a daemon thread.
 
-    The socket is bound in the constructor, so :attr:`url` is known before :meth:`start`:
+    The sockets are bound in the constructor, so :attr:`urls` are known before :meth:`start`:
     the sandbox needs its URLs to configure the functions it deploys.
 
     Parameters
     ----------
     app:
-        The WSGI application.
+        The WSGI application (``SERVER_PORT`` in its environ tells which socket a request
+        came in on).
     name:
         Names the threads (``originlock-<name>``).
     port:
-        0: any free port.
+        The first socket's port; 0: any free port.
     threads:
-        waitress's worker threads: requests served at once.
+        waitress's worker threads: requests served at once, over all sockets.
+    sockets:
+        How many listening sockets (further ones on free ports). One server for several
+        sockets is a fifth faster on two cores than a server each: one loop thread and one
+        pool of workers instead of several competing for the GIL.
     """
 
-    def __init__(self, app: Any, name: str, port: int = 0, threads: int = 8) -> None:
+    def __init__(
+        self, app: Any, name: str, port: int = 0, threads: int = 8, sockets: int = 1
+    ) -> None:
         self.name = name
+        listening = [_bound(port if index == 0 else 0) for index in range(sockets)]
         self.server: Any = create_server(
             app,
-            host=LOOPBACK,
-            port=port,
+            sockets=listening,
             threads=threads,
             ident=None,
             channel_timeout=IDLE_TIMEOUT,
             connection_limit=1000,
             clear_untrusted_proxy_headers=False,
         )
-        self.port = int(self.server.effective_port)
-        self.url = f"http://{LOOPBACK}:{self.port}"
+        # One socket: the server itself; several: waitress's MultiSocketServer over them.
+        self._map: dict[int, Any] = getattr(self.server, "map", None) or self.server._map
+        listen = getattr(self.server, "effective_listen", None)
+        self.ports = [int(p) for _, p in listen] if listen else [int(self.server.effective_port)]
+        self.urls = [f"http://{LOOPBACK}:{p}" for p in self.ports]
+        self.port, self.url = self.ports[0], self.urls[0]
         self._thread = threading.Thread(
             target=self.server.run, name=f"originlock-{name}", daemon=True
         )
@@ -64,23 +76,29 @@ class ServerThread:
 
     def stop(self) -> None:
         """End the worker threads (each finishes its request), then close every connection and
-        the listening socket."""
-        server = self.server
+        the listening sockets."""
         # First the workers: one that finishes a request wakes the loop through the trigger,
         # which must still be open then.
-        server.task_dispatcher.shutdown(timeout=5)
+        self.server.task_dispatcher.shutdown(timeout=5)
         if self._thread.is_alive():
             # From inside the server's own loop (waitress's trigger): the loop ends once
             # nothing is left in its map.
-            server.trigger.pull_trigger(lambda: _close_all(server))
+            trigger = next(d for d in self._map.values() if isinstance(d, BaseWSGIServer)).trigger
+            trigger.pull_trigger(self._close_all)
             self._thread.join(timeout=5)
         else:
-            _close_all(server)
+            self._close_all()
+
+    def _close_all(self) -> None:
+        for dispatcher in list(self._map.values()):
+            dispatcher.close()
 
 
-def _close_all(server: Any) -> None:
-    for dispatcher in list(server._map.values()):
-        dispatcher.close()
+def _bound(port: int) -> socket.socket:
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listening.bind((LOOPBACK, port))
+    return listening
 
 
 def moto_server(name: str = "moto", threads: int = 16) -> ServerThread:
