@@ -127,7 +127,7 @@ class FaultScenario(Observer):
         self,
         label: str,
         start: Callable[[], str],
-        on_update: Callable[[operations.Outcome], None] = lambda outcome: None,
+        on_update: Callable[[operations.Outcome], None] | None = None,
     ) -> Run:
         run = super().run(label, start, on_update)
         if self.awaiting is not None:

@@ -40,7 +40,7 @@ from originlock.sandbox.sandbox import percentile
 from originlock.traffic import ClientPlan, Sent, Traffic, TrafficProcess, rejected, within
 
 TARGET_RPS = 500.0
-OFFERED_RPS = 600.0
+OFFERED_RPS = 800.0
 CLIENTS = 8
 WARMUP = 2.0
 TAIL = 1.0

@@ -109,7 +109,7 @@ class Scenario(Observer):
         self,
         label: str,
         start: Callable[[], str],
-        on_update: Callable[[operations.Outcome], None] = lambda outcome: None,
+        on_update: Callable[[operations.Outcome], None] | None = None,
     ) -> Run:
         run = super().run(label, start, on_update)
         outcome, started, ended = run.outcome, run.started, run.ended

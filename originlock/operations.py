@@ -242,9 +242,12 @@ def history_events(target: Target, execution_arn: str) -> list[dict[str, Any]]:
     return [e for page in pages.paginate(executionArn=execution_arn) for e in page["events"]]
 
 
-def outcome(target: Target, execution_arn: str) -> Outcome:
+def outcome(
+    target: Target, execution_arn: str, events: list[dict[str, Any]] | None = None
+) -> Outcome:
+    """The execution as it stands; *events*: its history, if the caller has just read it."""
     described = target.client("stepfunctions").describe_execution(executionArn=execution_arn)
-    steps = steps_of(history_events(target, execution_arn))
+    steps = steps_of(history_events(target, execution_arn) if events is None else events)
     result = Outcome(
         execution_arn=execution_arn,
         name=str(described["name"]),

@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,14 @@ class Target:
     stack_name: str | None = None
     # The origin header CloudFront adds (what ``status`` looks for on the distribution).
     header_name: str = HEADER_NAME
+    # One client per service, built on first use: building one costs 20-30 ms of CPU, and
+    # watching an execution asks for two a poll.
+    _clients: dict[str, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    _clients_lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         # HTTP header names are case-insensitive; CloudFront keeps the case it was given.
@@ -97,6 +106,14 @@ class Target:
         return self.endpoint_url is not None
 
     def client(self, service: str) -> Any:
+        """This target's client for *service* (one per service; boto3 clients may be shared
+        between threads, sessions may not, hence the lock)."""
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = self._new_client(service)
+            return self._clients[service]
+
+    def _new_client(self, service: str) -> Any:
         from botocore.config import Config
 
         return self.session.client(

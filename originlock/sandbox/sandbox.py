@@ -545,6 +545,7 @@ class Sandbox:
             "ApiUrl": f"{self.api_url}/",
             "CloudFrontUrl": f"{self.cloudfront_url}/",
             "AuthorizerFunctionName": deployment.authorizer_function,
+            "OriginHeaderName": deployment.header_name,
             "ScheduleName": SCHEDULE_NAME,
             "ScheduleGroupName": SCHEDULE_GROUP,
         }
@@ -557,6 +558,7 @@ class Sandbox:
             "api_url": f"{self.api_url}/",
             "cloudfront_url": f"{self.cloudfront_url}/",
             "edge_urls": [f"{url}/" for url in self.edge_urls],
+            "header_name": self.header_name,
             "stack_name": SANDBOX_STACK if self.with_stack else None,
             "pid": os.getpid(),
             "outputs": self.stack_outputs(),
