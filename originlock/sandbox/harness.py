@@ -10,6 +10,12 @@
   ``Deployed``. It also says which header value each edge sends at any moment.
 * ``ResetAuthorizersCache`` for API Gateway v2, which moto does not implement: the call is
   routed and reported to listeners (the sandbox's API Gateway empties its cache).
+* A parsed definition is kept: moto's interpreter parses the ASL (with an ANTLR parser in pure
+  Python) when a state machine is created and again at every execution's start, about 0.8 s
+  of CPU for ours each time. The parsed program holds no execution state (that lives in each
+  execution's ``Environment``), so one parse serves every execution of the same definition.
+  Likewise its ``lambda:invoke`` tasks share one client instead of building one (20-30 ms of
+  CPU) per invocation.
 
 Pinned to moto 5.2.5: ``LambdaFunction._invoke_lambda`` and the CloudFront backend are
 private API. ``tests/statemachine`` fails loudly if a moto upgrade changes them.
@@ -669,13 +675,71 @@ def deploy(
 
 
 @contextmanager
+def shared_sdk_models() -> Iterator[None]:
+    """While open, every new botocore session of this process shares one data loader, so an
+    SDK model is read from disk and parsed once instead of once per session.
+
+    For the tests only: every new in-process Lambda instance builds its own botocore session,
+    as a fresh Lambda instance does, and its SDK client costs 50-150 ms of CPU for that; the
+    statemachine tests start hundreds of instances. The sandbox does not use it, so the cold
+    starts it reports keep that cost.
+    """
+    import functools
+
+    import botocore.session
+
+    original = botocore.session.create_loader
+    botocore.session.create_loader = functools.lru_cache(maxsize=4)(original)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        botocore.session.create_loader = original
+
+
+_interpreter_caches_installed = False
+
+
+def install_interpreter_caches() -> None:
+    """Parse each ASL definition once, and build one Lambda client per region for the
+    interpreter's ``lambda:invoke`` tasks (see the module docstring)."""
+    global _interpreter_caches_installed
+    if _interpreter_caches_installed:
+        return
+    import functools
+
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    parse = functools.lru_cache(maxsize=16)(AmazonStateLanguageParser.parse)
+    setattr(AmazonStateLanguageParser, "parse", staticmethod(parse))
+
+    build = lambda_eval_utils.boto_client_for
+
+    @functools.lru_cache(maxsize=16)
+    def client(region: str, service: str, stubbed: bool, port: int) -> Any:
+        return build(region=region, service=service)
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        # moto's own builds its client with fixed dummy keys whatever the credentials: what
+        # makes two clients differ is where they send (in-process stub or the server's port).
+        return client(region, service, botocore_stubber.enabled, moto_server_port())
+
+    setattr(lambda_eval_utils, "boto_client_for", boto_client_for)
+    _interpreter_caches_installed = True
+
+
+@contextmanager
 def installed(
     lambdas: InProcessLambda | None = None, edges: CloudFrontEdges | None = None
 ) -> Iterator[tuple[InProcessLambda, CloudFrontEdges]]:
-    """Install the Lambda runtime, the CloudFront behaviour and ResetAuthorizersCache."""
+    """Install the Lambda runtime, the CloudFront behaviour, ResetAuthorizersCache and the
+    interpreter's caches."""
     lambdas = lambdas or InProcessLambda()
     edges = edges or CloudFrontEdges()
     install_reset_authorizers_cache()
+    install_interpreter_caches()
     lambdas.install()
     edges.install()
     try:

@@ -29,6 +29,7 @@ from originlock.sandbox.harness import (
     InProcessLambda,
     deploy,
     installed,
+    shared_sdk_models,
 )
 from tokens.document import TokenDocument
 
@@ -78,10 +79,18 @@ class World:
     seen_values: set[str] = field(default_factory=set)
     samples: int = 0
     check_authorizer: bool = True
+    # One client per service: building one costs 20-30 ms of CPU, and the sampler reads
+    # SSM twenty times a second.
+    clients: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def client(self, service: str) -> Any:
+        if service not in self.clients:
+            self.clients[service] = self.session.client(service)
+        return self.clients[service]
 
     # -- reading -----------------------------------------------------------
     def document(self) -> TokenDocument:
-        value = self.session.client("ssm").get_parameter(
+        value = self.client("ssm").get_parameter(
             Name=self.deployment.parameter_name, WithDecryption=True
         )["Parameter"]["Value"]
         return TokenDocument.parse(value)
@@ -94,7 +103,7 @@ class World:
         )
 
     def distribution_config(self) -> dict[str, Any]:
-        response = self.session.client("cloudfront").get_distribution_config(
+        response = self.client("cloudfront").get_distribution_config(
             Id=self.deployment.distribution_id
         )
         return dict(response["DistributionConfig"])
@@ -105,7 +114,7 @@ class World:
 
     def lock_holder(self) -> str | None:
         """The execution id the target's lock names, or ``None`` when nobody holds it."""
-        ssm = self.session.client("ssm")
+        ssm = self.client("ssm")
         try:
             value = ssm.get_parameter(Name=f"{self.deployment.parameter_name}.lock")
         except ssm.exceptions.ParameterNotFound:
@@ -166,7 +175,7 @@ class World:
     # -- running -----------------------------------------------------------
     def start(self, payload: Any, name: str | None = None) -> str:
         # moto names an execution started without a name "None": always name it.
-        response = self.session.client("stepfunctions").start_execution(
+        response = self.client("stepfunctions").start_execution(
             stateMachineArn=self.deployment.state_machine_arn,
             input=payload if isinstance(payload, str) else json.dumps(payload),
             name=name or f"test-{uuid.uuid4().hex[:12]}",
@@ -174,7 +183,7 @@ class World:
         return str(response["executionArn"])
 
     def wait(self, execution_arn: str, timeout: float = 60.0) -> dict[str, Any]:
-        sfn = self.session.client("stepfunctions")
+        sfn = self.client("stepfunctions")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.sample()
@@ -190,7 +199,7 @@ class World:
         return arn, self.wait(arn, timeout)
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        pages = self.session.client("stepfunctions").get_paginator("get_execution_history")
+        pages = self.client("stepfunctions").get_paginator("get_execution_history")
         return [e for page in pages.paginate(executionArn=execution_arn) for e in page["events"]]
 
     def entered_states(self, execution_arn: str) -> list[str]:
@@ -221,7 +230,7 @@ class World:
         broken = [v for v in self.violations if not v.missing <= revoked]
         assert not broken, [(v.at, v.reason) for v in broken[:3]]
         texts = [output]
-        sfn = self.session.client("stepfunctions")
+        sfn = self.client("stepfunctions")
         for arn in execution_arns:
             texts.append(json.dumps(self.history(arn), default=str))
             texts.append(json.dumps(sfn.describe_execution(executionArn=arn), default=str))
@@ -256,6 +265,9 @@ def make_world(aws_env: None) -> Iterator[Any]:
         mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         mock.start()
         stack.append(mock.stop)
+        models = shared_sdk_models()
+        models.__enter__()
+        stack.append(lambda: models.__exit__(None, None, None))
         harness = installed(
             InProcessLambda(base_env=FAKE_ENV), CloudFrontEdges(edges, deploy_window, seed=7)
         )
