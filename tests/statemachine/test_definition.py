@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import pytest
 
 from originlock.sandbox.harness import REPO, STATE_MACHINE_FILE, load_definition
+from rotate.steps import STEPS
 
 pytestmark = pytest.mark.statemachine
 
@@ -61,3 +63,37 @@ def test_no_task_passes_anything_but_state_and_step_names() -> None:
     for state in states.values():
         payload = state.get("Parameters", {}).get("Payload", {})
         assert set(payload) <= {"step", "execution_id.$", "state.$", "input.$", "fresh_instances"}
+
+
+def test_every_task_that_calls_cloudfront_retries_its_throttling_as_the_switch_does() -> None:
+    # The steps that call CloudFront are the ones that use the distribution port
+    calls_cloudfront = {
+        name for name, step in STEPS.items() if "ports.distribution." in inspect.getsource(step)
+    }
+    assert calls_cloudfront == {
+        "stage",
+        "switch",
+        "check_deployed",
+        "promote",
+        "retire",
+        "revoke_previous",
+        "revoke_all",
+    }
+    states = json.loads(STATE_MACHINE_FILE.read_text())["States"]
+    policy = {"IntervalSeconds": 1, "MaxAttempts": 6, "BackoffRate": 2, "JitterStrategy": "FULL"}
+    tasks = {
+        name: state
+        for name, state in states.items()
+        if state["Type"] == "Task" and state["Parameters"]["Payload"]["step"] in calls_cloudfront
+    }
+    assert "Stage" in tasks and "RevokeAll" in tasks
+    for name, state in tasks.items():
+        retriers = state["Retry"]
+        found = [
+            i for i, r in enumerate(retriers) if "CloudFrontThrottledError" in r["ErrorEquals"]
+        ]
+        assert found, name
+        retrier = retriers[found[0]]
+        assert {k: retrier.get(k) for k in policy} == policy, name
+        # Retriers are tried in order: none before it may match every error
+        assert not any("States.ALL" in r["ErrorEquals"] for r in retriers[: found[0] + 1]), name

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from originlock.operations import steps_of
 from originlock.retry_budget import happy_path, load_definition, steps_on
 from tests.statemachine.conftest import REVOKE_ALL, REVOKE_PREVIOUS, ROTATE, SCHEDULED
 from tokens.document import TokenDocument, fingerprint, generate_token
@@ -113,6 +114,44 @@ def test_precondition_failed_is_retried_with_a_fresh_etag(make_world: Any) -> No
     assert result["status"] == "SUCCEEDED", result
     assert world.edges.precondition_failures == 2
     assert world.configured_value() == world.document().current
+    world.assert_invariants(arn)
+
+
+# Botocore's standard mode makes 1 + 3 attempts per call (max_attempts counts retries), so
+# this many throttles fail one invocation of the step whose call CloudFront throttles first.
+SDK_ATTEMPTS = 4
+
+
+@pytest.mark.parametrize(
+    ("payload", "state"),
+    [
+        pytest.param(SCHEDULED, "Stage", id="scheduled_rotation-Stage"),
+        pytest.param(REVOKE_PREVIOUS, "RevokePrevious", id="revoke_previous-RevokePrevious"),
+    ],
+)
+def test_cloudfront_throttling_beyond_the_sdk_retries_is_retried_by_the_workflow(
+    make_world: Any, payload: dict[str, Any], state: str
+) -> None:
+    # Given CloudFront throttles every attempt the first invocation of *state* makes (its
+    # GetDistributionConfig is the execution's first CloudFront call)
+    current, previous = generate_token(), generate_token()
+    world = make_world(edges=2, initial_document=document_with(current, previous))
+    world.edges.throttle_next = SDK_ATTEMPTS
+
+    # When the execution runs
+    arn, result = world.run(payload)
+
+    # Then the state's own Retry gets past the throttling and the execution completes
+    assert result["status"] == "SUCCEEDED", result
+    assert world.edges.throttled == SDK_ATTEMPTS
+    [step] = [s for s in steps_of(world.history(arn)) if s.name == state]
+    assert step.status == "succeeded" and step.retries >= 1, step
+    after = world.document()
+    if state == "Stage":
+        assert after.current not in (current, previous)
+        assert world.configured_value() == after.current
+    else:
+        assert (after.current, after.previous) == (current, None)
     world.assert_invariants(arn)
 
 
