@@ -83,10 +83,15 @@ class ServerThread:
         if self._thread.is_alive():
             # From inside the server's own loop (waitress's trigger): the loop ends once
             # nothing is left in its map.
-            trigger = next(d for d in self._map.values() if isinstance(d, BaseWSGIServer)).trigger
-            trigger.pull_trigger(self._close_all)
+            servers = [d for d in self._map.values() if isinstance(d, BaseWSGIServer)]
+            trigger = servers[0].trigger if servers else None
+            try:
+                if trigger is not None and not trigger._closed:
+                    trigger.pull_trigger(self._close_all)
+            except OSError:
+                pass  # the trigger went first (seen once at exit, EBADF): closed below
             self._thread.join(timeout=5)
-        else:
+        if self._map:
             self._close_all()
 
     def _close_all(self) -> None:
