@@ -29,6 +29,8 @@ def _client(service: str) -> Any:
 
 
 def _code(exc: Exception) -> str:
+    """An AWS error code (``ClientError``), else the exception's class name (``BotoCoreError``:
+    no answer at all). Never the message, which could echo a request."""
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", type(exc).__name__))
 
@@ -50,12 +52,10 @@ class SsmParameterStore:
 
         try:
             response = self.client.get_parameter(Name=name, WithDecryption=True)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             if _code(exc) == "ParameterNotFound":
                 return None
             raise StoreUnavailableError(f"GetParameter failed: {_code(exc)}") from None
-        except BotoCoreError as exc:
-            raise StoreUnavailableError(f"GetParameter failed: {type(exc).__name__}") from None
         return str(response["Parameter"]["Value"])
 
     def create(self, name: str, value: str, key_id: str | None) -> bool:
@@ -73,12 +73,10 @@ class SsmParameterStore:
             kwargs["KeyId"] = key_id
         try:
             self.client.put_parameter(**kwargs)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             if _code(exc) == "ParameterAlreadyExists":
                 return False
             raise StoreUnavailableError(f"PutParameter failed: {_code(exc)}") from None
-        except BotoCoreError as exc:
-            raise StoreUnavailableError(f"PutParameter failed: {type(exc).__name__}") from None
         return True
 
     def delete(self, name: str) -> None:
@@ -86,11 +84,9 @@ class SsmParameterStore:
 
         try:
             self.client.delete_parameter(Name=name)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             if _code(exc) != "ParameterNotFound":
                 raise StoreUnavailableError(f"DeleteParameter failed: {_code(exc)}") from None
-        except BotoCoreError as exc:
-            raise StoreUnavailableError(f"DeleteParameter failed: {type(exc).__name__}") from None
 
 
 class StackDistribution:
@@ -111,31 +107,23 @@ class StackDistribution:
             detail = self._cloudformation.describe_stack_resource(
                 StackName=stack_id, LogicalResourceId=logical_id
             )["StackResourceDetail"]
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             # ValidationError: the stack has no such resource yet (first create).
             if _code(exc) == "ValidationError":
                 return None
             raise LiveConfigUnavailableError(
                 f"DescribeStackResource failed: {_code(exc)}"
             ) from None
-        except BotoCoreError as exc:
-            raise LiveConfigUnavailableError(
-                f"DescribeStackResource failed: {type(exc).__name__}"
-            ) from None
         distribution_id = detail.get("PhysicalResourceId")
         if not distribution_id or detail.get("ResourceStatus") == "DELETE_COMPLETE":
             return None
         try:
             response = self._cloudfront.get_distribution_config(Id=distribution_id)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             if _code(exc) == "NoSuchDistribution":
                 return None
             raise LiveConfigUnavailableError(
                 f"GetDistributionConfig failed: {_code(exc)}"
-            ) from None
-        except BotoCoreError as exc:
-            raise LiveConfigUnavailableError(
-                f"GetDistributionConfig failed: {type(exc).__name__}"
             ) from None
         config: Mapping[str, Any] = response["DistributionConfig"]
         return config
@@ -154,10 +142,8 @@ class StackStatusReader:
             self._client = _client("cloudformation")
         try:
             stacks = self._client.describe_stacks(StackName=stack_id)["Stacks"]
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise StackUnavailableError(f"DescribeStacks failed: {_code(exc)}") from None
-        except BotoCoreError as exc:
-            raise StackUnavailableError(f"DescribeStacks failed: {type(exc).__name__}") from None
         if not stacks:
             raise StackUnavailableError("DescribeStacks returned no stack")
         return str(stacks[0]["StackStatus"])
@@ -182,15 +168,11 @@ class SsmRotationLock:
             self._ssm = _client("ssm")
         try:
             value = self._ssm.get_parameter(Name=name)["Parameter"]["Value"]
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             if _code(exc) == "ParameterNotFound":
                 return None
             raise LockUnavailableError(
                 f"GetParameter on the rotation lock failed: {_code(exc)}"
-            ) from None
-        except BotoCoreError as exc:
-            raise LockUnavailableError(
-                f"GetParameter on the rotation lock failed: {type(exc).__name__}"
             ) from None
         try:
             return str(json.loads(value)["execution"])
@@ -204,14 +186,10 @@ class SsmRotationLock:
             self._stepfunctions = _client("stepfunctions")
         try:
             status = self._stepfunctions.describe_execution(executionArn=execution_arn)["status"]
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             if _code(exc) in ("ExecutionDoesNotExist", "InvalidArn"):
                 return False
             raise LockUnavailableError(
                 f"DescribeExecution of the lock holder failed: {_code(exc)}"
-            ) from None
-        except BotoCoreError as exc:
-            raise LockUnavailableError(
-                f"DescribeExecution of the lock holder failed: {type(exc).__name__}"
             ) from None
         return status == "RUNNING"

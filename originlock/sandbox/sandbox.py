@@ -62,9 +62,6 @@ FAKE_CREDENTIALS = {
 SCHEDULED_INPUT = SCHEDULE_INPUT
 # The Powertools Logger services of functions/ (rotate/handler.py, authorizer/telemetry.py).
 POWERTOOLS_SERVICES = ("rotate", "authorizer")
-# Lambda tasks that run before a revoke-all has written the new document:
-# Validate, AcquireLock, Stage, SwitchOrigin, RevokeAll.
-TASKS_BEFORE_REVOKE_WRITE = 5
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from originlock.retry_budget import (
     revoke_budget,
     task_budget,
 )
-from originlock.sandbox.sandbox import TASKS_BEFORE_REVOKE_WRITE, SandboxTimings
+from originlock.sandbox.sandbox import SandboxTimings
 from rotate.settings import RotateSettings
 
 pytestmark = pytest.mark.statemachine
@@ -130,7 +130,14 @@ def test_the_runbook_states_r_as_the_asl_and_the_defaults_imply() -> None:
 def test_the_sandbox_bound_is_the_same_formula_with_compressed_timings() -> None:
     timings = SandboxTimings()
     budget = revoke_budget("all")
-    assert len(budget.tasks) == TASKS_BEFORE_REVOKE_WRITE
+    # Validate, AcquireLock, Stage, SwitchOrigin, RevokeAll run before the write
+    assert [task.state for task in budget.tasks] == [
+        "Validate",
+        "AcquireLock",
+        "Stage",
+        "SwitchOrigin",
+        "RevokeAll",
+    ]
     tail = timings.token_cache_max_age + timings.authorizer_ttl
     assert timings.revoke_bound() == (
         math.ceil(timings.revoke_stage_wait) + len(budget.tasks) * timings.task_budget + tail
