@@ -120,7 +120,8 @@ class TokenDocument:
         if not isinstance(data, dict):
             raise CorruptDocumentError("token document is not a JSON object")
         fmt = data.get("format", FORMAT_VERSION)
-        if fmt != FORMAT_VERSION:
+        # Exactly the integer: in Python true == 1 == 1.0, and neither is a format we wrote.
+        if type(fmt) is not int or fmt != FORMAT_VERSION:
             # Name the format only when it is a number: the field could hold anything.
             shown = f" {fmt}" if isinstance(fmt, int) and not isinstance(fmt, bool) else ""
             raise CorruptDocumentError(f"unsupported token document format{shown}")

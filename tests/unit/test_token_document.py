@@ -90,6 +90,8 @@ def test_document_parse_adopts_a_hand_made_seed_value() -> None:
         '{"current": "ok-token", "previous": ["list"]}',
         '{"current": "ok-token", "format": 2}',
         '{"current": "ok-token", "format": "1"}',
+        '{"current": "ok-token", "format": true}',
+        '{"current": "ok-token", "format": 1.0}',
         '{"current": "ok-token", "generation": -1}',
         '{"current": "ok-token", "generation": true}',
         '{"current": "ok-token", "generation": "7"}',
