@@ -16,6 +16,7 @@ Bounds (``t`` = the moment the document changes in SSM):
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,21 +72,28 @@ class AcceptedSetCache:
         try:
             document = TokenDocument.parse(self._reader.read())
         except StoreError as exc:
-            self._on_error(exc.code)
+            self._report(exc.code)
             return
         except CorruptDocumentError:
-            self._on_error("CorruptDocument")
+            self._report("CorruptDocument")
             return
         except Exception as exc:
             # Any other failure (a reader bug, a botocore surprise) is an outage like the
             # ones above: serve the last good set. Raised from here it would deny the
             # current value, and API Gateway would cache that Deny for its whole TTL.
             # The type name only: the message could quote what was read.
-            self._on_error(type(exc).__name__)
+            self._report(type(exc).__name__)
             return
         self._accepted = document.accepted()
         self.generation = document.generation
         self.last_good = now
+
+    def _report(self, code: str) -> None:
+        # Reporting a failed read must not turn it into a denial: a logger or metrics
+        # sink that raises (a full disk, a broken handler) is dropped here, for the
+        # same reason as the reader's own surprises above.
+        with contextlib.suppress(Exception):
+            self._on_error(code)
 
     def _may_attempt(self, now: float) -> bool:
         return self._last_attempt is None or now - self._last_attempt >= self.refresh_min_interval

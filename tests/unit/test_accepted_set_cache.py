@@ -312,3 +312,29 @@ def test_cache_serves_the_last_good_set_when_the_reader_raises_an_unexpected_exc
     # up to the staleness bound, like any other failed read
     clock.advance(STALENESS - MAX_AGE + 0.001)
     assert decide(cache, tokens.current) == Decision(False, reason="store_unavailable")
+
+
+def test_cache_serves_the_last_good_set_when_reporting_the_failure_raises(
+    parameter: FakeParameter, clock: FakeClock, tokens: Tokens
+) -> None:
+    # Given a warm instance whose error reporter (logger, metrics) itself fails
+    def broken_reporter(code: str) -> None:
+        raise OSError("log sink full")
+
+    cache = AcceptedSetCache(
+        parameter,
+        clock,
+        max_age=MAX_AGE,
+        refresh_min_interval=REFRESH,
+        max_staleness=STALENESS,
+        on_error=broken_reporter,
+    )
+    assert decide(cache, tokens.current) == Decision(True, "current")
+
+    # When its copy expires during an SSM outage
+    parameter.failure = StoreError("ThrottlingException")
+    clock.advance(MAX_AGE)
+
+    # Then the current value is still allowed from the last good copy
+    assert decide(cache, tokens.current) == Decision(True, "current")
+    assert parameter.reads == 2
