@@ -52,9 +52,15 @@ class _LazyClients:
                 # botocore logs request and response bodies at DEBUG: PutParameter's request
                 # and GetParameter's response carry the token.
                 silence_botocore_body_logs()
-            self._clients[service] = boto3.client(
-                service, config=Config(retries={"mode": "standard", "max_attempts": 3})
+            # Short socket timeouts (botocore's are 60 s each): a stalled call fails over
+            # to the SDK's next attempt, then to the state machine's retrier, well inside
+            # the function's timeout.
+            config = Config(
+                connect_timeout=5,
+                read_timeout=20,
+                retries={"mode": "standard", "max_attempts": 3},
             )
+            self._clients[service] = boto3.client(service, config=config)
         return self._clients[service]
 
 

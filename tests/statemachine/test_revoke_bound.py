@@ -101,6 +101,7 @@ def test_the_runbook_states_r_as_the_asl_and_the_defaults_imply() -> None:
     timings = {k: float(v) for k, v in settings.timings("revoke", "all").items()}
     after_write = max_age + ttl
     hang = function_timeout_seconds()
+    execution_timeout = load_definition()["TimeoutSeconds"]
     section = runbook_section()
 
     # Then the runbook's figures are the ones the ASL implies
@@ -122,6 +123,13 @@ def test_the_runbook_states_r_as_the_asl_and_the_defaults_imply() -> None:
                 settings=timings, invocation_seconds=d, after_write_seconds=after_write
             )
             assert f"**{seconds(bound)}**" in section, (scope, d, bound)
+        # and even with every invocation at the function timeout, the execution reaches
+        # the write before its own timeout ends it
+        worst_before_write = budget.bound(
+            settings=timings, invocation_seconds=float(hang), after_write_seconds=0.0
+        )
+        assert worst_before_write < execution_timeout, (scope, worst_before_write)
+    assert f"2-hour timeout ({seconds(execution_timeout)})" in section
     # The retired value's bound, after Retire
     retired = section[section.index("a *retired* value") :]
     assert f"**max age + TTL = {seconds(after_write)}**" in retired
