@@ -116,6 +116,11 @@ class Target:
     def _new_client(self, service: str) -> Any:
         from botocore.config import Config
 
+        from originlock.document import silence_botocore_body_logs
+
+        # botocore's DEBUG records carry bodies (the document, the distribution's header):
+        # `--debug`-style logging of the CLI's process must not print a token.
+        silence_botocore_body_logs()
         return self.session.client(
             service,
             endpoint_url=self.endpoint_url,

@@ -12,6 +12,7 @@ from provision.errors import (
     StackUnavailableError,
     StoreUnavailableError,
 )
+from tokens.store import silence_botocore_body_logs
 
 DESCRIPTION = "originlock token document: written by the rotation workflow, never by hand"
 
@@ -20,6 +21,9 @@ def _client(service: str) -> Any:
     import boto3
     from botocore.config import Config
 
+    # botocore's DEBUG records carry bodies: the token in PutParameter, GetParameter and
+    # CloudFront's distribution configuration.
+    silence_botocore_body_logs()
     config = Config(
         connect_timeout=5,
         read_timeout=20,

@@ -48,10 +48,10 @@ class _LazyClients:
             import boto3
             from botocore.config import Config
 
-            if service == "ssm":
-                # botocore logs request and response bodies at DEBUG: PutParameter's request
-                # and GetParameter's response carry the token.
-                silence_botocore_body_logs()
+            # botocore logs request and response bodies at DEBUG: PutParameter's request and
+            # GetParameter's response carry the token, and so do CloudFront's
+            # GetDistribution(Config) responses and UpdateDistribution's request.
+            silence_botocore_body_logs()
             # Short socket timeouts (botocore's are 60 s each): a stalled call fails over
             # to the SDK's next attempt, then to the state machine's retrier, well inside
             # the function's timeout.
