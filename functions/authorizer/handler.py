@@ -106,25 +106,15 @@ def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         runtime = _get_runtime()
         now = time.monotonic()
         if runtime is None:
-            _telemetry.denied("misconfigured", now)
-            # Flush here too, or a misconfigured instance would never emit SettingsErrors.
-            _telemetry.maybe_flush(now)
-            return DENY
-        presented = presented_value(event, runtime.settings.header_name)
-        if presented is None:
-            _telemetry.denied("malformed", now)
-            decision_allowed, slot = False, None
+            allowed, slot, reason = False, None, "misconfigured"
         else:
-            decision = runtime.cache.decide(presented)
-            decision_allowed, slot = decision.allowed, decision.slot
-            if decision.allowed:
-                _telemetry.count(f"Allowed_{slot}")
+            presented = presented_value(event, runtime.settings.header_name)
+            if presented is None:
+                allowed, slot, reason = False, None, "malformed"
             else:
-                _telemetry.denied(decision.reason or "no_match", now)
-        _telemetry.maybe_flush(now)
-        if decision_allowed:
-            return {"isAuthorized": True, "context": {"slot": slot}}
-        return DENY
+                decision = runtime.cache.decide(presented)
+                allowed, slot = decision.allowed, decision.slot
+                reason = decision.reason or "no_match"
     except Exception as exc:
         # A broken logger must not turn a deny into a 500.
         with contextlib.suppress(Exception):
@@ -132,3 +122,15 @@ def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
             # An instance that fails on every request must still emit AuthorizerErrors.
             _telemetry.maybe_flush(time.monotonic())
         return DENY
+    # Reporting is best effort: a logger or a metrics flush that raises must not change the
+    # answer (an Allow turned into a Deny is cached by API Gateway for its whole TTL).
+    with contextlib.suppress(Exception):
+        if allowed:
+            _telemetry.count(f"Allowed_{slot}")
+        else:
+            _telemetry.denied(reason, now)
+        # Also on a misconfigured instance, or it would never emit SettingsErrors.
+        _telemetry.maybe_flush(now)
+    if allowed:
+        return {"isAuthorized": True, "context": {"slot": slot}}
+    return DENY

@@ -73,8 +73,10 @@ class Telemetry:
             self._last_flush = now
             return
         if now - self._last_flush >= self.flush_interval:
-            self.flush()
+            # Before the flush: a flush that raises is tried again an interval later, not on
+            # every request (the counts are kept for it).
             self._last_flush = now
+            self.flush()
 
     def flush(self) -> None:
         if not self.counts:

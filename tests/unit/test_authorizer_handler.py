@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
+from authorizer.telemetry import Telemetry
 from tests.unit.fakes import (
     HEADER,
     AuthorizerInstance,
     Tokens,
+    UnexpectedErrors,
     document_json,
     load_event,
     request_event,
@@ -324,6 +326,33 @@ def test_handler_serves_the_last_good_set_when_the_reader_raises_an_unexpected_e
     assert sum(metric(d, "StoreErrors") for d in documents if "StoreErrors" in d) == 2
     assert not [d for d in documents if "AuthorizerErrors" in d]
     assert tokens.current not in out
+
+
+@pytest.mark.parametrize("broken", ["count", "denied", "flush"])
+def test_handler_answers_the_same_when_its_telemetry_raises(
+    instance: AuthorizerInstance,
+    tokens: Tokens,
+    monkeypatch: pytest.MonkeyPatch,
+    unexpected_errors: UnexpectedErrors,
+    broken: str,
+) -> None:
+    # Given an instance whose logger or metrics sink fails (a full disk, a broken handler)
+    def fail(*_args: object) -> None:
+        raise OSError("telemetry sink broken")
+
+    monkeypatch.setattr(Telemetry, broken, fail)
+
+    # When requests keep arriving past several metric flush intervals
+    answers = []
+    for _ in range(4):
+        answers.append(instance(request_event(tokens.current)))
+        answers.append(instance(request_event(tokens.pending)))
+        instance.clock.advance(61)
+
+    # Then the current value is allowed and the unknown one denied every time, as without
+    # telemetry: an Allow turned into a Deny would be cached by API Gateway for its TTL
+    assert answers == [{"isAuthorized": True, "context": {"slot": "current"}}, DENY] * 4
+    assert not unexpected_errors, unexpected_errors.report()
 
 
 def test_handler_denies_everything_after_a_long_outage_and_recovers(
