@@ -6,8 +6,11 @@ Bounds under test (settings defaults): max age 60 s, refresh-on-miss at most onc
 
 from __future__ import annotations
 
+import hmac
+
 import pytest
 
+import authorizer.cache
 from authorizer.cache import AcceptedSetCache, Decision
 from authorizer.settings import AuthorizerSettings
 from tests.unit.fakes import FakeClock, FakeParameter, Tokens, document_json
@@ -338,3 +341,39 @@ def test_cache_serves_the_last_good_set_when_reporting_the_failure_raises(
     # Then the current value is still allowed from the last good copy
     assert decide(cache, tokens.current) == Decision(True, "current")
     assert parameter.reads == 2
+
+
+@pytest.mark.parametrize("presented", ["pending", "current", "previous", "unknown"])
+def test_cache_compares_with_every_accepted_value_in_constant_time(
+    parameter: FakeParameter,
+    clock: FakeClock,
+    tokens: Tokens,
+    monkeypatch: pytest.MonkeyPatch,
+    presented: str,
+) -> None:
+    # Given a document with all three slots filled
+    parameter.value = document_json(
+        pending=tokens.pending, current=tokens.current, previous=tokens.previous
+    )
+    cache = AcceptedSetCache(
+        parameter, clock, max_age=MAX_AGE, refresh_min_interval=REFRESH, max_staleness=STALENESS
+    )
+    cache.decide(tokens.current.encode())  # the first read
+    compared: list[tuple[bytes, bytes]] = []
+    original = hmac.compare_digest
+
+    def compare_digest(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return original(a, b)
+
+    monkeypatch.setattr(authorizer.cache.hmac, "compare_digest", compare_digest)
+    value = generate_token() if presented == "unknown" else tokens.of(presented)
+
+    # When a value is decided on a warm instance (within the refresh interval: no re-read)
+    decision = cache.decide(value.encode())
+
+    # Then it was compared, by hmac.compare_digest, with every accepted value: whichever slot
+    # matches (or none), the same comparisons run, so the timing tells neither
+    assert sorted(b for _, b in compared) == sorted(v.encode() for v in tokens.all())
+    assert {a for a, _ in compared} == {value.encode()}
+    assert decision.slot == (None if presented == "unknown" else presented)

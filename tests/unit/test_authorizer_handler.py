@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +22,7 @@ from tests.unit.fakes import (
     request_event,
 )
 
+FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 ALLOW_KEYS = {"isAuthorized", "context"}
 DENY = {"isAuthorized": False}
 
@@ -453,3 +458,22 @@ def test_handler_counts_unexpected_errors_even_when_every_request_fails(
     assert {line["error_type"] for line in log_lines(out) if "error_type" in line} == {
         "RuntimeError"
     }
+
+
+def test_importing_the_handler_loads_no_sdk() -> None:
+    # A cold start pays for what the handler's module imports: with the extension reader,
+    # neither botocore nor Powertools is needed before the first metrics flush
+    code = (
+        "import sys, authorizer.handler; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'boto3', 'botocore', 'aws_lambda_powertools', 'urllib3', 'http'}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(FUNCTIONS)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+    assert loaded == "[]"
