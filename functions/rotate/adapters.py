@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from rotate.errors import (
@@ -117,14 +118,16 @@ class Lock:
     """At most one execution per target: an SSM String parameter created with Overwrite=False.
 
     ``PutParameter(Overwrite=False)`` either creates the parameter or fails with
-    ``ParameterAlreadyExists``: two executions cannot both create it. A lock whose holder is
-    no longer running (stopped or timed out before it could release) is taken over through a
-    takeover marker, itself created with Overwrite=False, so two contenders cannot both take
-    over the same stale lock.
+    ``ParameterAlreadyExists``: two executions cannot both create it. A lock whose holder can
+    no longer act (it failed or succeeded before it could release, or was stopped or timed out
+    more than ``lock_takeover_grace_seconds`` ago) is taken over through a takeover marker,
+    itself created with Overwrite=False, so two contenders cannot both take over the same
+    stale lock.
     """
 
     def __init__(self, settings: RotateSettings, clients: _LazyClients = CLIENTS) -> None:
         self.name = settings.lock_parameter_name
+        self.grace = settings.lock_takeover_grace_seconds
         self.clients = clients
 
     def _put(self, name: str, value: str, overwrite: bool) -> bool:
@@ -154,20 +157,39 @@ class Lock:
         except (ValueError, KeyError, TypeError):
             return "unreadable-lock"
 
-    def execution_running(self, execution_arn: str) -> bool:
+    def still_acting(self, execution_arn: str) -> str | None:
+        """Why the lock's holder may still change the target, or ``None`` if it cannot.
+
+        A running holder may. So may one stopped (``StopExecution``) or timed out less than
+        the grace ago: Step Functions does not end the Lambda invocation under way, which can
+        still write the document or the distribution until the function's timeout. A failed
+        or succeeded holder cannot: its last task had returned.
+        """
         from botocore.exceptions import ClientError
 
         if not execution_arn.startswith("arn:"):
-            return False
+            return None
         try:
-            status = self.clients.get("stepfunctions").describe_execution(
+            execution = self.clients.get("stepfunctions").describe_execution(
                 executionArn=execution_arn
-            )["status"]
+            )
         except ClientError as exc:
             if _code(exc) in ("ExecutionDoesNotExist", "InvalidArn"):
-                return False
+                return None
             raise StoreUnavailableError(f"lock: describe holder: {_code(exc)}") from None
-        return status == "RUNNING"
+        name = execution_arn.rsplit(":", 1)[-1]
+        status = execution["status"]
+        if status == "RUNNING":
+            return f"execution {name} holds the lock"
+        stopped = execution.get("stopDate")
+        if status in ("ABORTED", "TIMED_OUT") and stopped is not None:
+            ago = (datetime.now(UTC) - stopped).total_seconds()
+            if ago < self.grace:
+                return (
+                    f"execution {name} ended {status} {max(ago, 0):.0f} s ago and its last "
+                    f"step may still be running: its lock is free in {self.grace - ago:.0f} s"
+                )
+        return None
 
     def acquire(self, execution_id: str, detail: dict[str, Any]) -> dict[str, Any]:
         value = json.dumps({"execution": execution_id, **detail}, sort_keys=True)
@@ -181,8 +203,10 @@ class Lock:
             if self._put(self.name, value, overwrite=False):
                 return {"acquired": True, "took_over": None}
             holder = self.holder()
-        if holder is not None and holder != execution_id and self.execution_running(holder):
-            raise RotationInProgressError(f"execution {holder.rsplit(':', 1)[-1]} holds the lock")
+        if holder is not None and holder != execution_id:
+            busy = self.still_acting(holder)
+            if busy is not None:
+                raise RotationInProgressError(busy)
         stale = (holder or "none").rsplit(":", 1)[-1]
         marker = f"{self.name}.takeover.{stale}"[:1011]
         if not self._put(marker, value, overwrite=False):

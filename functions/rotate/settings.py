@@ -48,6 +48,10 @@ class RotateSettings:
     poll_interval_seconds: float = 30.0
     deploy_timeout_seconds: float = 1800.0
     drain_seconds: float = 300.0
+    # How long after its execution was stopped (or timed out) a lock's holder may still act:
+    # Step Functions does not stop a Lambda invocation under way. More than the rotate
+    # function's timeout (120 s, infra/rotation.py).
+    lock_takeover_grace_seconds: float = 130.0
     probe_url: str | None = None
     api_url: str | None = None
 
@@ -100,6 +104,9 @@ class RotateSettings:
                 env, "DEPLOY_TIMEOUT_SECONDS", cls.deploy_timeout_seconds
             ),
             drain_seconds=_number(env, "DRAIN_SECONDS", cls.drain_seconds),
+            lock_takeover_grace_seconds=_number(
+                env, "LOCK_TAKEOVER_GRACE_SECONDS", cls.lock_takeover_grace_seconds
+            ),
             probe_url=env.get("PROBE_URL") or None,
             api_url=env.get("API_URL") or None,
         )
