@@ -154,3 +154,11 @@ def test_the_sandbox_bound_is_the_same_formula_with_compressed_timings() -> None
     assert with_retries - timings.revoke_bound() == pytest.approx(
         budget.retry_wait_seconds + (budget.invocations - len(budget.tasks)) * timings.task_budget
     )
+
+
+def test_a_stopped_holder_keeps_its_lock_longer_than_its_step_can_run() -> None:
+    # A stopped execution's Lambda invocation runs on up to the function's timeout: the lock
+    # must not be taken over before that (rotate.adapters.Lock)
+    settings = RotateSettings.from_env({"SSM_PARAMETER_NAME": "/p", "DISTRIBUTION_ID": "E1"})
+    assert settings.lock_takeover_grace_seconds > function_timeout_seconds()
+    assert f"({settings.lock_takeover_grace_seconds:.0f} s)" in RUNBOOK.read_text()
