@@ -117,6 +117,15 @@ def _authorizer_rows(f: dict[str, Any]) -> list[Row]:
         ),
         _row(
             "authorizer",
+            "warm decisions per second, one thread",
+            f"{ours['requests_per_s']:,.0f}",
+            baseline=(
+                f"{base['requests_per_s']:,.0f} "
+                f"({ours['requests_per_s'] / base['requests_per_s']:.0f}x fewer)"
+            ),
+        ),
+        _row(
+            "authorizer",
             "SSM reads per 1,000 allowed requests (2,000-call loop)",
             f"{ours['ssm_reads_per_1000_allowed']:.1f}",
             baseline=f"{base['ssm_reads_per_1000_allowed']:.0f}",
