@@ -49,6 +49,9 @@ AUTHORIZER_SERVICE = "authorizer"
 ROTATE_SERVICE = "rotate"
 AGE_PROBE_SERVICE = "token-age"
 AGE_METRIC = "TokenAgeSeconds"
+# The token parameter's tag that mirrors the document's current_since (the same name as
+# functions/tokens/document.py's CURRENT_SINCE_TAG; tests/infra checks they agree).
+CURRENT_SINCE_TAG = "originlock:current-since"
 DENIED_METRIC = "Denied"
 
 API_STAGE = "$default"

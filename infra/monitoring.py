@@ -62,7 +62,7 @@ class Monitoring(Construct):
             self,
             "TokenAgeProbe",
             handler=AGE_PROBE_HANDLER,
-            description="originlock: publishes the token parameter's age (metadata only)",
+            description="originlock: publishes the current token value's age (metadata only)",
             environment={
                 "SSM_PARAMETER_NAME": token.name,
                 "POWERTOOLS_SERVICE_NAME": AGE_PROBE_SERVICE,
@@ -72,6 +72,10 @@ class Monitoring(Construct):
         )
         self.probe.role.add_to_policy(
             iam.PolicyStatement(actions=["ssm:DescribeParameters"], resources=["*"])
+        )
+        # The originlock:current-since tag the rotate function keeps (metadata, no value).
+        self.probe.role.add_to_policy(
+            iam.PolicyStatement(actions=["ssm:ListTagsForResource"], resources=[token.arn])
         )
         acknowledge(
             self.probe.role,

@@ -14,7 +14,11 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra.config import AppConfig
-from infra.constants import PARAMETER_PROVIDER_HANDLER, PARAMETER_RESOURCE_TYPE
+from infra.constants import (
+    CURRENT_SINCE_TAG,
+    PARAMETER_PROVIDER_HANDLER,
+    PARAMETER_RESOURCE_TYPE,
+)
 from infra.lambdas import PythonFunction
 
 
@@ -91,10 +95,18 @@ class TokenParameter(Construct):
             self.key.grant_decrypt(grantee)
 
     def grant_read_write(self, grantee: iam.IGrantable) -> None:
-        """``ssm:GetParameter``/``PutParameter`` on this one parameter (and its key, if any)."""
+        """``ssm:GetParameter``/``PutParameter`` on this one parameter (and its key, if any),
+        and setting its ``originlock:current-since`` tag (no other tag)."""
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["ssm:GetParameter", "ssm:PutParameter"], resources=[self.arn]
+            )
+        )
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["ssm:AddTagsToResource"],
+                resources=[self.arn],
+                conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [CURRENT_SINCE_TAG]}},
             )
         )
         if self.key is not None:

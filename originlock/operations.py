@@ -310,6 +310,8 @@ def token_status(document: Any) -> dict[str, Any]:
     fingerprints = summary["fingerprints"]
     summary["slots"] = {slot: fp is not None for slot, fp in fingerprints.items()}
     summary["age_seconds"] = _age(summary.get("updated_at"))
+    # The current value's age (what rotation is about); None when not known (adopted).
+    summary["current_age_seconds"] = _age(summary.get("current_since"))
     return summary
 
 

@@ -139,11 +139,18 @@ def outcome_line(outcome: Outcome) -> str:
 
 # -- status -----------------------------------------------------------------------------------
 def token_lines(token: dict[str, Any]) -> list[tuple[str, str]]:
+    current_since = token.get("current_since")
     rows = [
         (
             "Token",
             f"generation {token['generation']} · updated {since(token.get('updated_at'))}",
-        )
+        ),
+        (
+            "  age",
+            f"current since {since(current_since)}"
+            if current_since
+            else "not known (the current value was adopted, not rotated in)",
+        ),
     ]
     for slot, fp in token["fingerprints"].items():
         rows.append((f"  {slot}", fp or "—"))

@@ -167,7 +167,7 @@ def provision_parameter(
         return ParameterOutcome(
             physical_id_for(name, adopted=True), name, True, existing.fingerprints()["current"]
         )
-    document = TokenDocument(current=new_token()).evolve()
+    document = TokenDocument().evolve(current=new_token())
     if not store.create(name, document.to_json(), key_id):
         # Someone created it between our read and our write: adopt what is there.
         raced = _read_document(store, name)

@@ -1,8 +1,10 @@
-"""Token-age probe: publish how long ago the token parameter was last written.
+"""Token-age probe: publish how long ago the current token value became current.
 
 Run on a schedule by the CDK app; an alarm fires when the age passes twice the
-rotation schedule. It reads the parameter's metadata (``ssm:DescribeParameters``),
-never its value. It stands in for a metric the rotate function does not emit yet.
+rotation schedule. It reads the parameter's metadata only, never its value: the
+``originlock:current-since`` tag the rotate function keeps in step with the document
+(``ssm:ListTagsForResource``), else, for a parameter no rotation has written yet, its
+``LastModifiedDate`` (``ssm:DescribeParameters``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from typing import Any
+
+from tokens.document import CURRENT_SINCE_TAG
 
 NAMESPACE = "originlock"
 SERVICE = "token-age"
@@ -39,6 +43,24 @@ def last_modified(client: Any, name: str) -> datetime:
     raise ParameterNotFoundError(f"parameter {name} not found")
 
 
+def current_since(client: Any, name: str) -> datetime | None:
+    """The ``originlock:current-since`` tag of parameter *name*, if it holds a timestamp."""
+    tags = client.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)
+    for tag in tags.get("TagList", []):
+        if tag.get("Key") == CURRENT_SINCE_TAG:
+            try:
+                return datetime.fromisoformat(str(tag.get("Value", "")).replace("Z", "+00:00"))
+            except ValueError:
+                return None
+    return None
+
+
+def current_value_set_at(client: Any, name: str) -> datetime:
+    """When the current value was set: the tag, else the parameter's last write."""
+    modified = last_modified(client, name)  # also: ParameterNotFoundError
+    return current_since(client, name) or modified
+
+
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     import boto3
     from aws_lambda_powertools import Logger, Metrics
@@ -47,7 +69,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger = Logger(service=SERVICE)
     name = os.environ["SSM_PARAMETER_NAME"]
     try:
-        modified = last_modified(boto3.client("ssm"), name)
+        modified = current_value_set_at(boto3.client("ssm"), name)
     except ParameterNotFoundError:
         logger.error("token parameter not found", parameter_name=name)
         return {"parameter_name": name, "age_seconds": None}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +25,7 @@ from rotate.errors import (
     StoreUnavailableError,
 )
 from rotate.settings import RotateSettings
-from tokens.document import CorruptDocumentError, TokenDocument
+from tokens.document import CURRENT_SINCE_TAG, CorruptDocumentError, TokenDocument
 from tokens.store import silence_botocore_body_logs
 
 THROTTLING = {
@@ -112,6 +113,26 @@ class TokenStore:
             raise StoreUnavailableError(
                 f"writing the token parameter: {type(exc).__name__}"
             ) from None
+        if document.current_since:
+            self._tag_current_since(document.current_since)
+
+    def _tag_current_since(self, since: str) -> None:
+        """Mirror ``current_since`` in a tag of the parameter: the token-age probe reads tags
+        (metadata) and never the value. Best effort: the write above is what counts, and a tag
+        left behind only makes the probe report the previous value's (older) age until the
+        next write."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.clients.get("ssm").add_tags_to_resource(
+                ResourceType="Parameter",
+                ResourceId=self.settings.parameter_name,
+                Tags=[{"Key": CURRENT_SINCE_TAG, "Value": since}],
+            )
+        except (ClientError, BotoCoreError) as exc:
+            logging.getLogger(__name__).warning(
+                "token parameter tag not updated", extra={"error": _code(exc)}
+            )
 
 
 class Lock:

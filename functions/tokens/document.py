@@ -3,7 +3,8 @@
 The parameter holds a JSON object::
 
     {"format": 1, "pending": null, "current": "<token>", "previous": null,
-     "generation": 7, "updated_at": "2026-11-25T17:00:00Z"}
+     "generation": 7, "updated_at": "2026-11-25T17:00:00Z",
+     "current_since": "2026-11-25T17:00:00Z"}
 
 The accepted set is the non-null values among ``pending``, ``current`` and
 ``previous``. A parameter that holds a bare token (not a JSON object), as the
@@ -29,6 +30,9 @@ TOKEN_LENGTH = 43
 MAX_TOKEN_LENGTH = 1783
 FINGERPRINT_LENGTH = 12
 _JSON_LITERALS = frozenset({"null", "true", "false"})
+# The parameter's tag that mirrors ``current_since``: the token-age probe reads it (metadata)
+# instead of the document.
+CURRENT_SINCE_TAG = "originlock:current-since"
 
 
 class CorruptDocumentError(Exception):
@@ -90,6 +94,8 @@ class TokenDocument:
     pending: str | None = field(default=None, repr=False)
     generation: int = 0
     updated_at: str | None = None
+    # When the value in ``current`` became current (None: not known, e.g. adopted).
+    current_since: str | None = None
     adopted_plain: bool = False
 
     # -- reading ---------------------------------------------------------
@@ -137,6 +143,9 @@ class TokenDocument:
         updated_at = data.get("updated_at")
         if updated_at is not None and not isinstance(updated_at, str):
             raise CorruptDocumentError("updated_at is not a string")
+        current_since = data.get("current_since")
+        if current_since is not None and not isinstance(current_since, str):
+            raise CorruptDocumentError("current_since is not a string")
         if not any(slots.values()):
             raise CorruptDocumentError("token document accepts no value")
         return cls(
@@ -145,6 +154,7 @@ class TokenDocument:
             pending=slots["pending"],
             generation=generation,
             updated_at=updated_at,
+            current_since=current_since,
         )
 
     def accepted(self) -> tuple[tuple[str, bytes], ...]:
@@ -179,16 +189,23 @@ class TokenDocument:
                 "previous": self.previous,
                 "generation": self.generation,
                 "updated_at": self.updated_at,
+                "current_since": self.current_since,
             },
             separators=(",", ":"),
         )
 
     def evolve(self, **changes: object) -> TokenDocument:
-        """A copy with *changes*, the next generation and a fresh timestamp."""
+        """A copy with *changes*, the next generation and a fresh timestamp (``current_since``
+        too when ``current`` changes)."""
+        now = utc_now()
+        since = self.current_since
+        if "current" in changes and changes["current"] != self.current:
+            since = now if changes["current"] is not None else None
         return replace(
             self,
             generation=self.generation + 1,
-            updated_at=utc_now(),
+            updated_at=now,
+            current_since=since,
             adopted_plain=False,
             **changes,  # type: ignore[arg-type]
         )
@@ -198,6 +215,7 @@ class TokenDocument:
         return {
             "generation": self.generation,
             "updated_at": self.updated_at,
+            "current_since": self.current_since,
             "fingerprints": self.fingerprints(),
             "adopted_plain": self.adopted_plain,
         }

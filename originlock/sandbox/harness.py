@@ -589,7 +589,7 @@ def deploy(
 
     ssm = session.client("ssm")
     parameter_name = f"/{name}/origin-token"
-    document = initial_document or TokenDocument(current=generate_token()).evolve().to_json()
+    document = initial_document or TokenDocument().evolve(current=generate_token()).to_json()
     ssm.put_parameter(Name=parameter_name, Value=document, Type="SecureString", Overwrite=True)
     from tokens.document import TokenDocument as _Doc
 

@@ -62,6 +62,10 @@ def test_status_shows_fingerprints_and_never_a_value(sandbox: Sandbox) -> None:
     data = json.loads(as_json.stdout)
     assert data["token"]["generation"] == current.generation
     assert data["token"]["fingerprints"]["current"] == fingerprint(current.current)
+    # The current value's age: since it became current, not since the last write
+    assert data["token"]["current_since"] == current.current_since is not None
+    assert data["token"]["current_age_seconds"] >= 0
+    assert "current since" in human.stdout and str(current.current_since) in human.stdout
     assert data["distribution"]["sends"][0]["slot"] == "current"
     assert data["schedule"]["next_run"] is not None
     assert str(current.current) not in human.stdout + as_json.stdout

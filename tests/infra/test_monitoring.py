@@ -74,6 +74,9 @@ def test_token_age_probe_reads_metadata_only(synth: Synth) -> None:
         frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}): [f"<{logs}.Arn>"],
         # No GetParameter: the probe never sees the value.
         frozenset({"ssm:DescribeParameters"}): ["*"],
+        frozenset({"ssm:ListTagsForResource"}): [
+            "arn:<AWS::Partition>:ssm:eu-west-1:111111111111:parameter/originlock/origin-token"
+        ],
     }
     [rule] = of_type(synth.json(), "AWS::Events::Rule").values()
     assert rule["Properties"]["ScheduleExpression"] == "rate(30 minutes)"
@@ -81,3 +84,10 @@ def test_token_age_probe_reads_metadata_only(synth: Synth) -> None:
 
 def test_dashboard_exists(synth: Synth) -> None:
     assert of_type(synth.json(), "AWS::CloudWatch::Dashboard")
+
+
+def test_the_tag_name_is_the_one_the_functions_use() -> None:
+    from infra.constants import CURRENT_SINCE_TAG
+    from tokens.document import CURRENT_SINCE_TAG as FUNCTIONS_TAG
+
+    assert CURRENT_SINCE_TAG == FUNCTIONS_TAG

@@ -12,7 +12,7 @@ import pytest
 
 from infra.constants import ASL_FILE, FUNCTIONS_DIR, SCHEDULE_INPUT
 from rotate.settings import RotateSettings
-from tests.infra.conftest import Synth, flatten, grants, of_type
+from tests.infra.conftest import Synth, as_list, flatten, grants, of_type, policy_statements
 
 pytestmark = pytest.mark.infra
 
@@ -147,6 +147,8 @@ def test_rotate_role_is_least_privilege(synth: Synth) -> None:
     assert granted == {
         frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}): [f"<{logs}.Arn>"],
         frozenset({"ssm:GetParameter", "ssm:PutParameter"}): [ssm],
+        # Only the originlock:current-since tag (a condition on the tag keys, below).
+        frozenset({"ssm:AddTagsToResource"}): [ssm],
         frozenset({"ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter"}): [f"{ssm}.lock"],
         # Takeover markers are only created (Overwrite=False): never read, never deleted.
         frozenset({"ssm:PutParameter"}): [f"{ssm}.lock.takeover.*"],
@@ -185,3 +187,15 @@ def test_schedule_starts_a_rotation_with_the_documented_input(synth: Synth) -> N
 def test_cron_schedule(variant: Synth) -> None:
     [schedule] = of_type(variant.json(), "AWS::Scheduler::Schedule").values()
     assert schedule["Properties"]["ScheduleExpression"] == "cron(0 3 ? * MON *)"
+
+
+def test_rotate_role_may_set_only_the_current_since_tag(synth: Synth) -> None:
+    role = synth.logical_id(synth.main.rotation.rotate.role)
+    [tagging] = [
+        statement
+        for statement in policy_statements(synth.json(), role)
+        if "ssm:AddTagsToResource" in as_list(statement["Action"])
+    ]
+    assert tagging["Condition"] == {
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["originlock:current-since"]}
+    }

@@ -7,6 +7,7 @@ a failure reason.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -61,7 +62,12 @@ from provision.logic import (
     provision_parameter,
     remove_parameter,
 )
-from provision.token_age import ParameterNotFoundError, last_modified, token_age_seconds
+from provision.token_age import (
+    ParameterNotFoundError,
+    current_value_set_at,
+    last_modified,
+    token_age_seconds,
+)
 from tokens.document import TokenDocument, fingerprint, generate_token
 
 NAME = "/originlock/test/origin-token"
@@ -1013,3 +1019,36 @@ def test_last_modified_reads_metadata_only(moto_aws: None, tokens: dict[str, str
     assert isinstance(modified, datetime)
     with pytest.raises(ParameterNotFoundError):
         last_modified(ssm, "/absent")
+
+
+def test_token_age_is_the_current_values_age_not_the_last_writes(moto_aws: None) -> None:
+    from rotate.adapters import TokenStore, _LazyClients
+    from rotate.settings import RotateSettings
+
+    ssm = boto3.client("ssm")
+    store = TokenStore(
+        RotateSettings.from_env({"SSM_PARAMETER_NAME": NAME, "DISTRIBUTION_ID": "E1"}),
+        _LazyClients(),
+    )
+    # Given a value promoted ten days ago, and a rotation that staged a new one just now
+    # (and then failed: the write moved LastModifiedDate, not the current value)
+    ten_days_ago = datetime.now(UTC) - timedelta(days=10)
+    promoted = dataclasses.replace(
+        TokenDocument().evolve(current=generate_token()),
+        current_since=ten_days_ago.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    store.write(promoted)
+    store.write(promoted.evolve(pending=generate_token()))
+
+    # Then the probe reports the current value's age, from the parameter's tag
+    set_at = current_value_set_at(ssm, NAME)
+    assert abs((set_at - ten_days_ago).total_seconds()) < 1
+    assert (datetime.now(UTC) - last_modified(ssm, NAME)).total_seconds() < 60
+
+
+def test_token_age_of_a_parameter_no_rotation_wrote_is_its_last_write(moto_aws: None) -> None:
+    # Given an adopted blog-style parameter (no tag of ours)
+    ssm = boto3.client("ssm")
+    ssm.put_parameter(Name=NAME, Value=generate_token(), Type="SecureString")
+    # Then its age is its LastModifiedDate's
+    assert current_value_set_at(ssm, NAME) == last_modified(ssm, NAME)

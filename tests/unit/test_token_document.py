@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -96,6 +97,7 @@ def test_document_parse_adopts_a_hand_made_seed_value() -> None:
         '{"current": "ok-token", "generation": true}',
         '{"current": "ok-token", "generation": "7"}',
         '{"current": "ok-token", "updated_at": 1795539600}',
+        '{"current": "ok-token", "current_since": 1795539600}',
         json.dumps({"current": "x" * (MAX_TOKEN_LENGTH + 1)}),
         "null",
         "true",
@@ -209,6 +211,7 @@ def test_document_to_json_round_trips(tokens: Tokens) -> None:
         pending=tokens.pending,
         generation=3,
         updated_at="2026-11-25T17:00:00Z",
+        current_since="2026-11-18T17:00:00Z",
     )
 
     assert TokenDocument.parse(document.to_json()) == document
@@ -240,3 +243,19 @@ def test_document_repr_and_summary_hide_values(tokens: Tokens) -> None:
     for value in tokens.all():
         assert value not in shown
     assert str(fingerprint(tokens.current)) in shown
+
+
+def test_current_since_moves_only_when_the_current_value_changes(tokens: Tokens) -> None:
+    # Given a document created with a value, then a rotation's stage, promote and retire
+    created = TokenDocument().evolve(current=tokens.previous)
+    staged = replace(created, current_since="2026-11-18T17:00:00Z").evolve(pending=tokens.current)
+    promoted = staged.evolve(current=tokens.current, previous=tokens.previous, pending=None)
+    retired = replace(promoted, current_since="2026-11-25T17:00:00Z").evolve(previous=None)
+
+    # Then current_since is when each value became current, whatever else was written
+    assert created.current_since == created.updated_at is not None
+    assert staged.current_since == "2026-11-18T17:00:00Z"  # staging changes nothing current
+    assert promoted.current_since == promoted.updated_at
+    assert retired.current_since == "2026-11-25T17:00:00Z"
+    # and an adopted bare value's age is not known
+    assert TokenDocument.parse(tokens.current).current_since is None
