@@ -474,7 +474,12 @@ class CloudFrontEdges:
         setattr(backend_cls, "get_distribution", self._originals["get"])
         setattr(backend_cls, "get_distribution_config", self._originals["get_config"])
         setattr(backend_cls, "update_distribution", self._originals["update"])
-        setattr(cf_models.Distribution, "status", self._originals["status"])
+        if self._originals["status"] is None:
+            # Distribution inherits ``status`` (moto's ManagedState): a class attribute left
+            # here, even None, would hide it from every later distribution in this process.
+            delattr(cf_models.Distribution, "status")
+        else:
+            setattr(cf_models.Distribution, "status", self._originals["status"])
         self._originals = {}
 
 
