@@ -293,6 +293,9 @@ def build_report(scenario: Scenario) -> dict[str, Any]:
         broken.append("the revoked value was never replayed")
     broken += [
         f"{run.label} ended {run.outcome.status}"
+        + (f" at step {run.outcome.failed_step}" if run.outcome.failed_step else "")
+        + (f": {run.outcome.error}" if run.outcome.error else "")
+        + (f": {run.outcome.cause}" if run.outcome.cause else "")
         for run in scenario.runs
         if not run.outcome.succeeded
     ]
