@@ -398,14 +398,17 @@ class AuthorizerCaches:
 
 
 def probe(url: str, timeout: float = 5.0) -> int:
-    """HTTP status of a GET to *url* (no origin header of ours is ever sent)."""
+    """HTTP status of a GET to *url* (no origin header of ours is ever sent); 0 when no
+    HTTP answer came (refused, timed out, not HTTP)."""
+    import http.client
+
     request = urllib.request.Request(url, method="GET")  # noqa: S310 - operator-set https URL
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return 0
 
 

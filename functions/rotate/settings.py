@@ -52,6 +52,10 @@ class RotateSettings:
     # Step Functions does not stop a Lambda invocation under way. More than the rotate
     # function's timeout (120 s, infra/rotation.py).
     lock_takeover_grace_seconds: float = 130.0
+    # Verify asks each probe URL up to this many times, this far apart, before it fails: an
+    # authorizer that has just been replaced answers its first request from a cold start.
+    verify_attempts: int = 4
+    verify_interval_seconds: float = 5.0
     probe_url: str | None = None
     api_url: str | None = None
 
@@ -106,6 +110,10 @@ class RotateSettings:
             drain_seconds=_number(env, "DRAIN_SECONDS", cls.drain_seconds),
             lock_takeover_grace_seconds=_number(
                 env, "LOCK_TAKEOVER_GRACE_SECONDS", cls.lock_takeover_grace_seconds
+            ),
+            verify_attempts=max(1, int(_number(env, "VERIFY_ATTEMPTS", cls.verify_attempts))),
+            verify_interval_seconds=_number(
+                env, "VERIFY_INTERVAL_SECONDS", cls.verify_interval_seconds
             ),
             probe_url=env.get("PROBE_URL") or None,
             api_url=env.get("API_URL") or None,

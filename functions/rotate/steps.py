@@ -180,17 +180,39 @@ def check_deployed(call: StepCall, settings: RotateSettings, ports: Ports) -> di
     }
 
 
+def _answers(status: int) -> bool:
+    """Through CloudFront: the backend answered (any status but a refusal or a failure)."""
+    return 200 <= status < 500 and status not in (401, 403)
+
+
+def _refuses(status: int) -> bool:
+    """Straight at the API, without the header: API Gateway refused."""
+    return status in (401, 403)
+
+
+def _probe_until(url: str, ok: Callable[[int], bool], settings: RotateSettings) -> int:
+    """Probe *url* until *ok* holds, at most ``verify_attempts`` times: the first request
+    after a revoke meets a cold authorizer, which can outlast one probe's timeout."""
+    status = probe(url)
+    for _ in range(settings.verify_attempts - 1):
+        if ok(status):
+            break
+        time.sleep(settings.verify_interval_seconds)
+        status = probe(url)
+    return status
+
+
 def verify(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, Any]:
     checks: dict[str, Any] = {}
     if settings.probe_url:
-        status = probe(settings.probe_url)
+        status = _probe_until(settings.probe_url, _answers, settings)
         checks["through_cloudfront"] = status
-        if not 200 <= status < 500 or status in (401, 403):
+        if not _answers(status):
             raise VerificationFailedError(f"the probe through CloudFront answered {status}")
     if settings.api_url:
-        status = probe(settings.api_url)
+        status = _probe_until(settings.api_url, _refuses, settings)
         checks["direct_to_api"] = status
-        if status not in (401, 403):
+        if not _refuses(status):
             raise VerificationFailedError(
                 f"the API answered {status} to a request without the header"
             )

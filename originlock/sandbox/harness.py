@@ -657,6 +657,7 @@ def deploy(
                 "DRAIN_SECONDS": "1",
                 "DEPLOY_TIMEOUT_SECONDS": "30",
                 "AUTHORIZER_REFRESH_INTERVAL_SECONDS": "1",
+                "VERIFY_INTERVAL_SECONDS": "0.5",
                 **(rotate_env or {}),
             }
         },

@@ -520,16 +520,22 @@ def test_a_failure_after_revoking_still_refreshes_the_authorizers(make_world: An
 
 
 class _Probe:
-    """A loopback HTTP server answering fixed statuses: CloudFront's URL and the API's URL."""
+    """A loopback HTTP server answering fixed statuses: CloudFront's URL and the API's URL.
 
-    def __init__(self, statuses: dict[str, int]) -> None:
+    A list of statuses is answered in turn, its last one from then on."""
+
+    def __init__(self, statuses: dict[str, int | list[int]]) -> None:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        answers = statuses
+        answers = {path: list(s) if isinstance(s, list) else [s] for path, s in statuses.items()}
+        self.requests: dict[str, int] = {}
+        requests = self.requests
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                self.send_response(answers.get(self.path, 404))
+                queue = answers.get(self.path, [404])
+                requests[self.path] = requests.get(self.path, 0) + 1
+                self.send_response(queue.pop(0) if len(queue) > 1 else queue[0])
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
@@ -580,4 +586,22 @@ def test_the_verification_probe_gates_the_promotion(
         assert result["status"] == "FAILED" and result["error"] == outcome
         after = world.document()
         assert after.current == before.current and after.pending is not None
+    world.assert_invariants(arn)
+
+
+def test_the_verification_probe_outlasts_a_cold_start(make_world: Any) -> None:
+    # Given a CloudFront URL that fails twice (a cold authorizer behind it timing out, then a
+    # 502) before it answers
+    probe = _Probe({"/cf": [0, 502, 200], "/api": 403})
+    try:
+        world = make_world(
+            edges=2, rotate_env={"PROBE_URL": probe.url("/cf"), "API_URL": probe.url("/api")}
+        )
+        arn, result = world.run(ROTATE)
+    finally:
+        probe.close()
+
+    # Then Verify asked again and the rotation completed
+    assert result["status"] == "SUCCEEDED", result
+    assert probe.requests["/cf"] == 3
     world.assert_invariants(arn)
