@@ -413,8 +413,11 @@ class ProtocolModel(RuleBasedStateMachine):
     @rule()
     def cold_start(self) -> None:
         # (A cold start while SSM is unreachable denies everything: no state to fall back on.
-        # The model's environment does not start instances during an outage.)
+        # The model's environment does not start instances during an outage.) Lambda starts
+        # an instance for a request: that first request reads the document now, not later
+        # when API Gateway's cache first lets a request through to it.
         self.spawn()
+        self.world.instances[-1].decide(generate_token().encode())
 
     @precondition(lambda self: len(self.world.instances) > 1)
     @rule(index=st.integers(0, 4))
