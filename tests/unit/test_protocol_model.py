@@ -697,6 +697,20 @@ class WithoutRefreshOnMiss(ProtocolModel):
         )
 
 
+def search_for_a_counterexample(model: type[ProtocolModel], max_examples: int) -> None:
+    """Run *model* until an invariant fails (it raises) or *max_examples* pass."""
+    run_state_machine_as_test(
+        model,
+        settings=settings(
+            max_examples=max_examples,
+            stateful_step_count=40,
+            deadline=None,
+            database=None,
+            phases=[Phase.generate],  # finding it is the point; no need to shrink
+        ),
+    )
+
+
 def test_the_model_catches_a_protocol_without_its_defences(monkeypatch: Any) -> None:
     # Given a stage wait shorter than the cache age and no refresh-on-miss
     short = RotateSettings.from_env(
@@ -710,16 +724,7 @@ def test_the_model_catches_a_protocol_without_its_defences(monkeypatch: Any) -> 
     monkeypatch.setattr(sys.modules[__name__], "SETTINGS", short)
     # Then the model finds a moment where an edge's value is refused
     with pytest.raises(AssertionError, match="refused"):
-        run_state_machine_as_test(
-            WithoutRefreshOnMiss,
-            settings=settings(
-                max_examples=500,
-                stateful_step_count=40,
-                deadline=None,
-                database=None,
-                phases=[Phase.generate],  # finding it is the point; no need to shrink
-            ),
-        )
+        search_for_a_counterexample(WithoutRefreshOnMiss, max_examples=500)
 
 
 class CachesThatKeepEverything(Caches):
@@ -744,16 +749,7 @@ def test_the_model_catches_a_revoked_value_accepted_after_r() -> None:
     # Given a revoke whose reset leaves warm instances and API Gateway's cache as they were,
     # then the model finds a revoked value accepted after the reset that should have ended R
     with pytest.raises(AssertionError, match="a revoked value is accepted"):
-        run_state_machine_as_test(
-            WithoutTheCacheReset,
-            settings=settings(
-                max_examples=2000,
-                stateful_step_count=40,
-                deadline=None,
-                database=None,
-                phases=[Phase.generate],
-            ),
-        )
+        search_for_a_counterexample(WithoutTheCacheReset, max_examples=2000)
 
 
 class NoLockSeen(GuardLock):
