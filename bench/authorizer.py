@@ -268,7 +268,7 @@ def simulated_steady_state(
         SdkReader(OURS_PARAMETER, client=client),
         lambda: now[0],
         max_age=settings.cache_max_age,
-        refresh_min_interval=settings.refresh_min_interval,
+        retry_interval=settings.refresh_min_interval,
         max_staleness=settings.max_staleness,
     )
     presented = current.encode()

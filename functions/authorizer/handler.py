@@ -1,7 +1,11 @@
 """HTTP API Lambda authorizer (payload format 2.0, simple responses).
 
-Allows a request only when it carries exactly one origin header whose value is
-in the token document's accepted set. Never raises: anything unexpected denies.
+Allows a request only when it carries exactly one origin header whose value is in the token
+document's accepted set. Denies only when it is certain: API Gateway caches a Deny for the
+authorizer's TTL. When it cannot be certain (the document cannot be read, or the instance is
+misconfigured) it fails the invocation with :class:`UndecidedError`: API Gateway answers 500
+and caches nothing. Nothing a request carries makes it raise: a malformed request, or an
+unexpected error while handling one, is denied.
 """
 
 from __future__ import annotations
@@ -13,13 +17,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from authorizer.cache import AcceptedSetCache
+from authorizer.cache import UNCERTAIN, AcceptedSetCache
 from authorizer.settings import AuthorizerSettings, SettingsError
 from authorizer.telemetry import Telemetry
 from tokens.document import valid_token
 from tokens.store import default_reader
 
 DENY: dict[str, Any] = {"isAuthorized": False}
+# Kept out of the last second of the function's timeout: a cold instance's read retries stop
+# early enough for the invocation to answer (or fail) on its own terms.
+DEADLINE_MARGIN_SECONDS = 0.5
+
+
+class UndecidedError(Exception):
+    """No certain decision: the invocation fails, so API Gateway answers 500 and caches nothing.
+
+    The message never carries a value: it says why, in words.
+    """
 
 
 @dataclass
@@ -37,6 +51,11 @@ _runtime: Runtime | None = None
 _misconfigured = False
 
 
+def _jitter() -> float:
+    """A fraction in [0, 1) (os.urandom: no `random` import at cold start)."""
+    return int.from_bytes(os.urandom(2), "big") / 65536
+
+
 def build_runtime(settings: AuthorizerSettings, telemetry: Telemetry) -> Runtime:
     reader = default_reader(
         settings.parameter_name, settings.token_source, settings.extension_port, ENVIRON
@@ -45,9 +64,12 @@ def build_runtime(settings: AuthorizerSettings, telemetry: Telemetry) -> Runtime
         reader,
         time.monotonic,
         max_age=settings.cache_max_age,
-        refresh_min_interval=settings.refresh_min_interval,
+        retry_interval=settings.refresh_min_interval,
         max_staleness=settings.max_staleness,
         on_error=telemetry.store_error,
+        sleep=time.sleep,
+        attempt_seconds=settings.read_timeout,
+        jitter=_jitter,
     )
     return Runtime(settings, cache)
 
@@ -101,6 +123,17 @@ def presented_value(event: object, header_name: str) -> bytes | None:
     return found.encode("ascii")
 
 
+def _deadline(context: object, now: float) -> float | None:
+    """The monotonic time by which this invocation should answer, from Lambda's context."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    try:
+        return now + float(remaining()) / 1000 - DEADLINE_MARGIN_SECONDS
+    except Exception:
+        return None
+
+
 def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     try:
         runtime = _get_runtime()
@@ -112,11 +145,11 @@ def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
             if presented is None:
                 allowed, slot, reason = False, None, "malformed"
             else:
-                decision = runtime.cache.decide(presented)
+                decision = runtime.cache.decide(presented, _deadline(context, now))
                 allowed, slot = decision.allowed, decision.slot
                 reason = decision.reason or "no_match"
     except Exception as exc:
-        # A broken logger must not turn a deny into a 500.
+        # Never raise because of a request: a bug met while handling one denies it.
         with contextlib.suppress(Exception):
             _telemetry.unexpected(exc)
             # An instance that fails on every request must still emit AuthorizerErrors.
@@ -127,10 +160,18 @@ def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     with contextlib.suppress(Exception):
         if allowed:
             _telemetry.count(f"Allowed_{slot}")
+        elif reason in (UNCERTAIN, "misconfigured"):
+            _telemetry.undecided(reason, now)
         else:
             _telemetry.denied(reason, now)
         # Also on a misconfigured instance, or it would never emit SettingsErrors.
         _telemetry.maybe_flush(now)
     if allowed:
         return {"isAuthorized": True, "context": {"slot": slot}}
+    if reason == UNCERTAIN:
+        raise UndecidedError(
+            "no certain decision: the token document could not be read recently enough"
+        )
+    if reason == "misconfigured":
+        raise UndecidedError("no decision: the authorizer's settings are missing or malformed")
     return DENY

@@ -19,7 +19,8 @@ class AuthorizerSettings:
     header_name: str = DEFAULT_HEADER
     # An instance re-reads the document at least this often while it serves traffic.
     cache_max_age: float = 60.0
-    # Refresh-on-miss, and retries after a failed read, happen at most this often.
+    # After a failed read, the next attempt comes no sooner than this (doubling with each
+    # further failure, up to the max age, for an instance that still has a copy).
     refresh_min_interval: float = 1.0
     # Past this age of the last good read, the instance denies everything.
     max_staleness: float = 900.0
@@ -28,6 +29,11 @@ class AuthorizerSettings:
     metrics_flush_interval: float = 60.0
     # Denial log lines per instance are limited to one per this many seconds.
     deny_log_interval: float = 1.0
+
+    @property
+    def read_timeout(self) -> float:
+        """How long one read may take: the reader's own timeouts (tokens/store.py)."""
+        return 1.0 if self.token_source == "extension" else 3.0  # noqa: S105 - a source name
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AuthorizerSettings:

@@ -27,6 +27,8 @@ class Telemetry:
         self._last_flush: float | None = None
         self._last_deny_log: float | None = None
         self._suppressed_denials = 0
+        self._last_undecided_log: float | None = None
+        self._suppressed_undecided = 0
         self._logger: Any = None
         self._metrics: Any = None
 
@@ -44,8 +46,6 @@ class Telemetry:
 
     def denied(self, reason: str, now: float) -> None:
         self.counts["Denied"] += 1
-        if reason == "store_unavailable":
-            self.counts["DeniedStoreUnavailable"] += 1
         if self._last_deny_log is not None and now - self._last_deny_log < self.deny_log_interval:
             self._suppressed_denials += 1
             return
@@ -54,6 +54,25 @@ class Telemetry:
         )
         self._last_deny_log = now
         self._suppressed_denials = 0
+
+    def undecided(self, reason: str, now: float) -> None:
+        """A request this instance could not decide with certainty: the invocation fails (500,
+        not cached). Logged at the denial rate limit; the misconfigured case was logged once
+        when the settings were read."""
+        self.counts["Undecided"] += 1
+        if reason != "uncertain":
+            return
+        if self._last_undecided_log is not None and (
+            now - self._last_undecided_log < self.deny_log_interval
+        ):
+            self._suppressed_undecided += 1
+            return
+        self.logger.warning(
+            "no certain decision: invocation failed (API Gateway answers 500, caches nothing)",
+            suppressed_since_last=self._suppressed_undecided,
+        )
+        self._last_undecided_log = now
+        self._suppressed_undecided = 0
 
     def store_error(self, code: str) -> None:
         self.counts["StoreErrors"] += 1

@@ -91,7 +91,9 @@ def instance(
 ) -> AuthorizerInstance:
     """A fresh authorizer instance whose reader is *parameter* and whose clock is *clock*."""
     monkeypatch.setattr(authorizer.handler, "default_reader", lambda *_args: parameter)
-    monkeypatch.setattr(authorizer.handler, "time", SimpleNamespace(monotonic=clock))
+    monkeypatch.setattr(
+        authorizer.handler, "time", SimpleNamespace(monotonic=clock, sleep=clock.advance)
+    )
     return AuthorizerInstance(parameter, clock, handler_environ)
 
 

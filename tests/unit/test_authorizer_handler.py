@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from authorizer.handler import UndecidedError
 from authorizer.telemetry import Telemetry
 from tests.unit.fakes import (
     HEADER,
@@ -99,17 +100,19 @@ def test_handler_reads_the_configured_header_name(
     assert instance(request_event(tokens.current)) == DENY
 
 
-def test_handler_accepts_a_staged_token_at_once_on_a_warm_instance(
+def test_handler_accepts_a_staged_token_once_its_copy_has_expired(
     instance: AuthorizerInstance, tokens: Tokens
 ) -> None:
     # Given a warm instance
     assert instance(request_event(tokens.current))["isAuthorized"]
     instance.clock.advance(2)
 
-    # When a pending value is staged and CloudFront starts sending it
+    # When a pending value is staged, and CloudFront starts sending it after the rotation's
+    # stage wait (the cache max age + the refresh interval + 5 s)
     instance.parameter.value = document_json(pending=tokens.pending, current=tokens.current)
+    instance.clock.advance(60 + 1 + 5)
 
-    # Then the first request with it is allowed
+    # Then the first request with it is allowed: the expired copy is read again first
     assert instance(request_event(tokens.pending)) == {
         "isAuthorized": True,
         "context": {"slot": "pending"},
@@ -229,23 +232,28 @@ def test_handler_denies_malformed_events(instance: AuthorizerInstance, event: ob
     assert instance(event) == DENY
 
 
-def test_handler_denies_without_raising_when_misconfigured(
+def test_handler_fails_the_invocation_when_misconfigured(
     instance: AuthorizerInstance, tokens: Tokens, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given an instance whose function has no parameter name configured
     instance.environ.clear()
 
     # When requests arrive, with the real value among them
-    responses = [instance(request_event(tokens.current)) for _ in range(3)]
-    instance.clock.advance(60)
-    responses.append(instance(request_event(tokens.current)))
+    failures = []
+    for advance in (0, 0, 0, 60):
+        instance.clock.advance(advance)
+        with pytest.raises(UndecidedError) as raised:
+            instance(request_event(tokens.current))
+        failures.append(str(raised.value))
 
-    # Then they are denied, the cause is logged and counted, the store never asked
-    assert responses == [DENY] * 4
+    # Then none gets a decision API Gateway would cache (a fixed configuration takes effect
+    # at once, not a TTL later); the cause is logged once and counted, the store never asked
+    assert set(failures) == {"no decision: the authorizer's settings are missing or malformed"}
     out = capsys.readouterr().out
-    assert any(line["message"] == "authorizer misconfigured" for line in log_lines(out))
+    assert [line["message"] for line in log_lines(out)].count("authorizer misconfigured") == 1
     metrics = emf_documents(out)
     assert metrics and metric(metrics[0], "SettingsErrors") == 4
+    assert metric(metrics[0], "Undecided") == 4
     assert instance.parameter.reads == 0
 
 
@@ -261,13 +269,14 @@ def test_handler_denies_without_raising_when_misconfigured(
         {"SSM_PARAMETER_NAME": "/p", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": "http"},
     ],
 )
-def test_handler_denies_each_malformed_setting(
+def test_handler_decides_nothing_with_each_malformed_setting(
     instance: AuthorizerInstance, tokens: Tokens, environ: dict[str, str]
 ) -> None:
     instance.environ.clear()
     instance.environ.update(environ)
 
-    assert instance(request_event(tokens.current)) == DENY
+    with pytest.raises(UndecidedError):
+        instance(request_event(tokens.current))
 
 
 @pytest.mark.parametrize(
@@ -290,14 +299,15 @@ def test_handler_counts_an_unexpected_reader_exception_as_a_store_error(
     # Given a fresh instance whose reader fails in a way no adapter promises
     instance.parameter.failure = failure
 
-    # When a request arrives, Then it is denied (no good set yet) rather than answered
-    # with a 500, and the failure is reported as a failed read, by its type name
-    assert instance(request_event(tokens.current)) == DENY
+    # When a request arrives, Then it gets no decision (no good set yet: a Deny would be
+    # cached against the value CloudFront sends), and each failed read (the first and its
+    # retries within the invocation) is reported as a failed read, by its type name
+    with pytest.raises(UndecidedError):
+        instance(request_event(tokens.current))
     logged = log_lines(capsys.readouterr().out)
-    assert [line["error_code"] for line in logged if "error_code" in line] == [
+    assert {line["error_code"] for line in logged if "error_code" in line} == {
         type(failure).__name__
-    ]
-    assert {line["reason"] for line in logged if "reason" in line} == {"store_unavailable"}
+    }
     assert not [line for line in logged if "error_type" in line]
 
     # and once the reader works again, the instance serves as usual
@@ -360,7 +370,7 @@ def test_handler_answers_the_same_when_its_telemetry_raises(
     assert not unexpected_errors, unexpected_errors.report()
 
 
-def test_handler_denies_everything_after_a_long_outage_and_recovers(
+def test_handler_decides_nothing_after_a_long_outage_and_recovers(
     instance: AuthorizerInstance, tokens: Tokens
 ) -> None:
     from tokens.store import StoreError
@@ -368,14 +378,21 @@ def test_handler_denies_everything_after_a_long_outage_and_recovers(
     assert instance(request_event(tokens.current))["isAuthorized"]
     instance.parameter.failure = StoreError("ThrottlingException")
 
+    # Through the outage the last good copy serves the real value, but an unknown value is
+    # not denied from an expired copy (it could be newly staged): the invocation fails
     instance.clock.advance(899)
     assert instance(request_event(tokens.current))["isAuthorized"] is True
+    with pytest.raises(UndecidedError):
+        instance(request_event(tokens.pending))
+    # and beyond the staleness bound nothing is decided
     instance.clock.advance(2)
-    assert instance(request_event(tokens.current)) == DENY
+    with pytest.raises(UndecidedError):
+        instance(request_event(tokens.current))
 
     instance.parameter.failure = None
-    instance.clock.advance(1)
+    instance.clock.advance(60)
     assert instance(request_event(tokens.current))["isAuthorized"] is True
+    assert instance(request_event(tokens.pending)) == DENY
 
 
 # -- observability -----------------------------------------------------------------

@@ -40,7 +40,7 @@ METRIC_NAMES = (
     "Allowed_current",
     "Allowed_previous",
     "Denied",
-    "DeniedStoreUnavailable",
+    "Undecided",
     "StoreErrors",
     "SettingsErrors",
     "AuthorizerErrors",
@@ -85,15 +85,26 @@ def test_authorizer_secrecy_no_token_value_in_any_output(
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")
     caplog.set_level(logging.DEBUG)
     clock = FakeClock()
-    monkeypatch.setattr(authorizer.handler, "time", SimpleNamespace(monotonic=clock))
+    monkeypatch.setattr(
+        authorizer.handler, "time", SimpleNamespace(monotonic=clock, sleep=clock.advance)
+    )
     later = generate_token()  # written into a corrupt document, never accepted
     secrets = [*tokens.all(), later]
     responses: list[dict[str, Any]] = []
+    undecided: list[str] = []
+
+    def call(event: Any) -> None:
+        try:
+            responses.append(authorizer.handler.lambda_handler(event, None))
+        except authorizer.handler.UndecidedError as exc:
+            # The failed invocation's error is what Lambda logs and API Gateway records.
+            undecided.append(f"{type(exc).__name__}: {exc}")
+            responses.append({"undecided": True})
 
     def request(value: object, **headers: object) -> None:
         event = request_event(value)
         event["headers"].update(headers)
-        responses.append(authorizer.handler.lambda_handler(event, None))
+        call(event)
 
     def flush_metrics() -> None:
         clock.advance(61)
@@ -156,7 +167,7 @@ def test_authorizer_secrecy_no_token_value_in_any_output(
         # an unexpected error inside the handler that quotes a value
         event = request_event(tokens.current)
         event["headers"] = HeadersThatRaise(event["headers"], tokens.current)
-        responses.append(authorizer.handler.lambda_handler(event, None))
+        call(event)
         flush_metrics()
         monkeypatch.setattr(authorizer.handler, "default_reader", real_reader)
 
@@ -194,22 +205,25 @@ def test_authorizer_secrecy_no_token_value_in_any_output(
         f"{record.name} {record.getMessage()} {record.args!r} {record.__dict__!r}"
         for record in caplog.records
     )
-    everything = "\n".join([out, err, caplog.text, records, json.dumps(responses)])
+    everything = "\n".join([out, err, caplog.text, records, json.dumps(responses), *undecided])
 
-    # Then the paths really ran: allows, denials, each error, all at DEBUG
+    # Then the paths really ran: allows, denials, undecided (failed invocations), each error,
+    # all at DEBUG
     assert [r["context"]["slot"] for r in responses[:3]] == ["pending", "current", "previous"]
-    allowed = [r["isAuthorized"] for r in responses]
-    assert allowed == [
+    answers = [r.get("isAuthorized", "undecided") for r in responses]
+    assert answers == [
         *[True] * 3,  # each slot
         *[False] * 7,  # unknown, near misses, joined, repeated, malformed
         True,  # corrupt document: the last good set is served
-        False,  # the value only the corrupt document holds
+        "undecided",  # the value only the corrupt document holds: not in an expired copy
         True,  # parameter gone: last good served within the staleness bound
-        False,  # past it
-        False,  # flush
-        *[False, False, False],  # reader exception (no good set yet), handler error, flush
-        *[True, False, True, False],  # extension: allow, deny, refused read (last good), flush
-        *[False, False],  # misconfigured, flush
+        "undecided",  # past it
+        "undecided",  # flush
+        "undecided",  # reader exception (no good set yet)
+        False,  # an error in the handler because of the request
+        "undecided",  # flush
+        *[True, False, True, "undecided"],  # extension: allow, deny, refused read, flush
+        *["undecided", "undecided"],  # misconfigured, flush
     ]
     assert "token parameter read failed" in out
     assert "CorruptDocument" in out and "ParameterNotFound" in out and "Extension401" in out

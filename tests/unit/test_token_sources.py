@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 
 import tokens.store as tokens_store
-from authorizer.handler import lambda_handler
+from authorizer.handler import UndecidedError, lambda_handler
 from originlock.sandbox.extension import ExtensionEmulator, mapping_fetch, ssm_fetch
 from tests.unit.fakes import (
     PARAMETER_NAME,
@@ -111,19 +111,21 @@ def test_handler_sdk_path_serves_the_parameter_from_ssm(
     allowed = [handle(request_event(tokens.current)) for _ in range(100)]
     denied = handle(request_event(tokens.previous))
 
-    # Then the real value is allowed, the other denied, and SSM was asked once: the
-    # miss came within the refresh interval of that read, too soon to read again
+    # Then the real value is allowed, the other denied (certain: the copy is fresh), and
+    # SSM was asked once
     assert allowed == [{"isAuthorized": True, "context": {"slot": "current"}}] * 100
     assert denied == {"isAuthorized": False}
     assert len(get_parameter_calls) == 1
 
 
-def test_handler_sdk_path_denies_when_the_parameter_is_missing(
+def test_handler_sdk_path_decides_nothing_when_the_parameter_is_missing(
     ssm: Any, handler_environ: dict[str, str], tokens: Tokens
 ) -> None:
     handler_environ["TOKEN_SOURCE"] = "sdk"
 
-    assert handle(request_event(tokens.current)) == {"isAuthorized": False}
+    # No document, no certainty: the invocation fails (500, not cached), never a Deny
+    with pytest.raises(UndecidedError):
+        handle(request_event(tokens.current))
 
 
 # -- extension ---------------------------------------------------------------------
@@ -339,7 +341,7 @@ def test_handler_extension_path_serves_the_parameter_through_the_extension(
     assert extension.requests == 1
 
 
-def test_handler_extension_path_denies_when_the_extension_is_down(
+def test_handler_extension_path_decides_nothing_while_the_extension_is_down(
     extension: ExtensionEmulator,
     values: dict[str, str],
     handler_environ: dict[str, str],
@@ -348,9 +350,18 @@ def test_handler_extension_path_denies_when_the_extension_is_down(
     values[PARAMETER_NAME] = tokens.current
     handler_environ["TOKEN_SOURCE"] = "extension"
     handler_environ["PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"] = str(extension.port)
+    handler_environ["TOKEN_REFRESH_MIN_INTERVAL_SECONDS"] = "0.01"
+    handler_environ["AWS_SESSION_TOKEN"] = SESSION_TOKEN
     extension.fail_with = 503
 
-    assert handle(request_event(tokens.current)) == {"isAuthorized": False}
+    # A cold instance retries within the invocation, then fails it rather than deny
+    with pytest.raises(UndecidedError):
+        handle(request_event(tokens.current))
+
+    # and once the extension answers, the next request after the retry interval is decided
+    extension.fail_with = None
+    time.sleep(0.02)
+    assert handle(request_event(tokens.current))["isAuthorized"] is True
 
 
 def test_extension_emulator_reads_through_to_ssm(
