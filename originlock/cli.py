@@ -184,10 +184,23 @@ def _run(
 ) -> None:
     started = operations.start(target, mode, scope=scope, reason=reason)
     what = f"{mode} {scope}" if scope else mode
+    if started.preempts is not None:
+        # The workflow's lock stops it as this execution starts (docs/runbook.md).
+        (_err() if as_json else _out()).print(
+            f"preempting the running {started.preempts['what']} {started.preempts['name']}: "
+            "it is stopped, and its staged value is replaced or, if CloudFront already "
+            "sends it, kept as the new one",
+            markup=False,
+        )
     if not wait:
         if as_json:
             _print_json(
-                {"execution_arn": started.execution_arn, "name": started.name, "status": "RUNNING"}
+                {
+                    "execution_arn": started.execution_arn,
+                    "name": started.name,
+                    "status": "RUNNING",
+                    "preempts": started.preempts,
+                }
             )
         else:
             _out().print(
@@ -204,6 +217,7 @@ def _run(
     except KeyboardInterrupt:
         fail(f"stopped watching {started.name}; it keeps running (`originlock status`)", 130)
     result = outcome.to_json()
+    result["preempts"] = started.preempts
     if outcome.succeeded:
         result["token"] = operations.token_status(operations.read_document(target))
     if as_json:

@@ -49,6 +49,8 @@ class Started:
     execution_arn: str
     name: str
     request: dict[str, Any]
+    # The running execution this revoke preempts (its name and what it is), if any.
+    preempts: dict[str, Any] | None = None
 
 
 def requester(target: Target) -> str:
@@ -77,6 +79,29 @@ def running_executions(target: Target) -> list[dict[str, Any]]:
     return list(response.get("executions", []))
 
 
+# How urgent each request is: a revoke preempts a less urgent running execution, as the
+# workflow's lock decides (rotate.adapters.PRIORITIES; a test keeps the two equal).
+PRIORITIES: dict[tuple[str | None, str | None], int] = {
+    ("rotate", None): 0,
+    ("revoke", "previous"): 1,
+    ("revoke", "all"): 2,
+}
+
+
+def _request_of(target: Target, execution_arn: str) -> dict[str, Any]:
+    described = target.client("stepfunctions").describe_execution(executionArn=execution_arn)
+    try:
+        request = json.loads(described.get("input") or "{}")
+    except ValueError:
+        return {}
+    return request if isinstance(request, dict) else {}
+
+
+def _what(request: dict[str, Any]) -> str:
+    mode = request.get("mode") or "rotation"
+    return f"{mode} {request['revoke']}" if request.get("revoke") else str(mode)
+
+
 def start(
     target: Target,
     mode: str,
@@ -86,26 +111,36 @@ def start(
     requested_by: str | None = None,
     trigger: str = "manual",
 ) -> Started:
-    """Start the rotation workflow; refuse while an execution is running.
+    """Start the rotation workflow.
 
-    The workflow's own lock refuses a second execution anyway (two operators starting at the
-    same moment): this check only makes the refusal immediate and readable.
+    A rotation is refused while any execution runs. A revoke starts at once: it preempts a
+    running rotation (or a ``revoke previous``, for ``revoke all``) — the workflow's lock stops
+    it — and is refused only while a revoke at least as urgent runs (it would do nothing more).
 
     Raises
     ------
     RotationRunningError
-        If an execution of the workflow is running.
+        If an execution that this request may not preempt is running.
     """
-    running = running_executions(target)
-    if running:
-        current = running[0]
-        age = _age(current.get("startDate"))
-        raise RotationRunningError(
-            f"a rotation is already running: {current['name']} "
-            f"(started {age:.0f} s ago); wait for it (`originlock status`) and try again"
-            if age is not None
-            else f"a rotation is already running: {current['name']}"
-        )
+    mine = PRIORITIES.get((mode, scope), 0)
+    preempts = None
+    for running in running_executions(target):
+        theirs_request = _request_of(target, running["executionArn"])
+        theirs = PRIORITIES.get((theirs_request.get("mode"), theirs_request.get("revoke")), 0)
+        age = _age(running.get("startDate"))
+        started = f" (started {age:.0f} s ago)" if age is not None else ""
+        if mine == 0 or theirs >= mine:
+            if mode == "revoke":
+                raise RotationRunningError(
+                    f"a {_what(theirs_request)} is already running: {running['name']}{started}; "
+                    "it does what this revoke would do, or more: follow it with "
+                    "`originlock status`"
+                )
+            raise RotationRunningError(
+                f"a rotation is already running: {running['name']}{started}; "
+                "wait for it (`originlock status`) and try again"
+            )
+        preempts = {"name": running["name"], "what": _what(theirs_request)}
     request: dict[str, Any] = {
         "mode": mode,
         "trigger": trigger,
@@ -118,7 +153,7 @@ def start(
     response = target.client("stepfunctions").start_execution(
         stateMachineArn=target.state_machine_arn, name=name, input=json.dumps(request)
     )
-    return Started(str(response["executionArn"]), name, request)
+    return Started(str(response["executionArn"]), name, request, preempts)
 
 
 # -- following an execution ------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """What the rotation workflow's definition implies for the revoke bound R.
 
-R is the longest a revoked value can still be accepted, counted from the execution's start.
+R is the longest a revoked value can still be accepted, counted from the revoke's request: the
+execution starts at once (a revoke never waits for another execution: it preempts a running
+rotation), so that is the execution's start.
 Until the revoke step has written the new document, the value is accepted; the time that can
 take is fixed by the states on the way there, read here from ``statemachine/rotation.asl.json``
 itself so that the runbook's figures are checked against the file (tests/statemachine).
@@ -90,15 +92,23 @@ def _matches(rule: Mapping[str, Any], data: Mapping[str, Any]) -> bool:
     raise ValueError(f"unsupported Choice rule {sorted(rule)}")
 
 
-def happy_path(definition: Mapping[str, Any], request: Mapping[str, Any]) -> list[str]:
+def happy_path(
+    definition: Mapping[str, Any], request: Mapping[str, Any], *, preempting: bool = False
+) -> list[str]:
     """The states an execution with *request* enters when every task succeeds at once and
-    CloudFront reports ``Deployed`` at the first poll."""
+    CloudFront reports ``Deployed`` at the first poll; with *preempting*, the execution takes
+    the lock from one whose Lambda step was under way, so it settles once and takes the lock
+    again."""
     states = definition["States"]
-    data = {"request": dict(request), "poll": {"result": {"deployed": True}}}
+    data: dict[str, Any] = {
+        "request": dict(request),
+        "poll": {"result": {"deployed": True}},
+        "lock": {"result": {"acquired": True, "settle": preempting}},
+    }
     name: str | None = definition["StartAt"]
     path: list[str] = []
     while name is not None:
-        if name in path:
+        if path.count(name) > (1 if preempting else 0):
             raise ValueError(f"the happy path loops at {name}")
         path.append(name)
         state = states[name]
@@ -108,16 +118,26 @@ def happy_path(definition: Mapping[str, Any], request: Mapping[str, Any]) -> lis
         elif state.get("End") or state["Type"] in ("Succeed", "Fail"):
             name = None
         else:
+            if state["Type"] == "Wait" and state.get("SecondsPath", "").endswith(
+                "fence_settle_seconds"
+            ):
+                data["lock"]["result"]["settle"] = False  # the lock taken again is ours
             name = state["Next"]
     return path
 
 
-def steps_on(definition: Mapping[str, Any], path: list[str]) -> list[str]:
-    """The rotate-function steps the Task states of *path* invoke, in order."""
+def steps_on(definition: Mapping[str, Any], path: list[str], *, tagged: bool = False) -> list[str]:
+    """The rotate-function steps the Task states of *path* invoke, in order (with *tagged*,
+    ``step:tag`` for a state whose payload carries a tag)."""
     states = definition["States"]
-    return [
-        str(task_budget(name, states[name]).step) for name in path if states[name]["Type"] == "Task"
-    ]
+    found = []
+    for name in path:
+        if states[name]["Type"] != "Task":
+            continue
+        step = str(task_budget(name, states[name]).step)
+        tag = states[name].get("Parameters", {}).get("Payload", {}).get("tag")
+        found.append(f"{step}:{tag}" if tagged and tag else step)
+    return found
 
 
 @dataclass(frozen=True)
@@ -163,11 +183,14 @@ class PathBudget:
         )
 
 
-def revoke_budget(scope: str, definition: Mapping[str, Any] | None = None) -> PathBudget:
-    """The path of ``revoke <scope>`` up to its revoke write, with its retry budgets."""
+def revoke_budget(
+    scope: str, definition: Mapping[str, Any] | None = None, *, preempting: bool = False
+) -> PathBudget:
+    """The path of ``revoke <scope>`` up to its revoke write, with its retry budgets; with
+    *preempting*, from a request made while another execution's Lambda step was under way."""
     definition = definition if definition is not None else load_definition()
     states = definition["States"]
-    path = happy_path(definition, {"mode": "revoke", "revoke": scope})
+    path = happy_path(definition, {"mode": "revoke", "revoke": scope}, preempting=preempting)
     step = REVOKE_STEPS[scope]
     names = [n for n in path if states[n]["Type"] == "Task"]
     writes = [n for n in names if task_budget(n, states[n]).step == step]

@@ -12,6 +12,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -20,6 +21,7 @@ from rotate.errors import (
     CloudFrontThrottledError,
     CorruptTokenDocumentError,
     DistributionChangedError,
+    LockLostError,
     RotationInProgressError,
     StateConflictError,
     StoreUnavailableError,
@@ -41,12 +43,24 @@ def _code(exc: Exception) -> str:
     return str(response.get("Error", {}).get("Code", type(exc).__name__))
 
 
+# A write that must not land after another execution took the lock (the token document,
+# the distribution, the lock itself) is *fenced*: it is sent at most this long after the
+# start of the lock check that allowed it, on a client that tries once, with short timeouts.
+# So a write allowed before a takeover lands (if at all) within FENCE_SEND_WITHIN_SECONDS +
+# FENCED_CONNECT_TIMEOUT + FENCED_READ_TIMEOUT of the takeover: 15 s, less than the
+# revoke's settle wait (FENCE_SETTLE_SECONDS, 20 s). docs/decisions.md, "Revoke preempts".
+FENCE_SEND_WITHIN_SECONDS = 3.0
+FENCED_CONNECT_TIMEOUT = 2
+FENCED_READ_TIMEOUT = 10
+
+
 class _LazyClients:
     def __init__(self) -> None:
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[tuple[str, bool], Any] = {}
 
-    def get(self, service: str) -> Any:
-        if service not in self._clients:
+    def get(self, service: str, *, fenced: bool = False) -> Any:
+        key = (service, fenced)
+        if key not in self._clients:
             import boto3
             from botocore.config import Config
 
@@ -54,16 +68,43 @@ class _LazyClients:
             # GetParameter's response carry the token, and so do CloudFront's
             # GetDistribution(Config) responses and UpdateDistribution's request.
             silence_botocore_body_logs()
-            # Short socket timeouts (botocore's are 60 s each): a stalled call fails over
-            # to the SDK's next attempt, then to the state machine's retrier, well inside
-            # the function's timeout.
-            config = Config(
-                connect_timeout=5,
-                read_timeout=20,
-                retries={"mode": "standard", "max_attempts": 3},
+            if fenced:
+                # One attempt with short timeouts: a fenced write either lands soon after its
+                # lock check or fails (and the workflow retries it after a fresh check).
+                config = Config(
+                    connect_timeout=FENCED_CONNECT_TIMEOUT,
+                    read_timeout=FENCED_READ_TIMEOUT,
+                    retries={"mode": "standard", "max_attempts": 1},
+                )
+            else:
+                # Short socket timeouts (botocore's are 60 s each): a stalled call fails over
+                # to the SDK's next attempt, then to the state machine's retrier, well inside
+                # the function's timeout.
+                config = Config(
+                    connect_timeout=5,
+                    read_timeout=20,
+                    retries={"mode": "standard", "max_attempts": 3},
+                )
+            self._clients[key] = boto3.client(service, config=config)
+        return self._clients[key]
+
+
+@dataclass(frozen=True)
+class Fence:
+    """Proof that this execution held the lock when a write was allowed, and since when."""
+
+    execution_id: str
+    # Monotonic time *before* the lock check was sent: the check saw the lock at or after it.
+    checked_at: float
+    clock: Callable[[], float] = time.monotonic
+
+    def ensure_fresh(self) -> None:
+        """Refuse to send a write more than FENCE_SEND_WITHIN_SECONDS after the check began."""
+        if self.clock() - self.checked_at > FENCE_SEND_WITHIN_SECONDS:
+            raise StoreUnavailableError(
+                "the lock check that allowed this write is too old; the write is retried "
+                "after a fresh check"
             )
-            self._clients[service] = boto3.client(service, config=config)
-        return self._clients[service]
 
 
 CLIENTS = _LazyClients()
@@ -94,7 +135,8 @@ class TokenStore:
         except CorruptDocumentError as exc:
             raise CorruptTokenDocumentError(str(exc)) from None
 
-    def write(self, document: TokenDocument) -> None:
+    def write(self, document: TokenDocument, fence: Fence) -> None:
+        """Put *document*, fenced: only if this execution held the lock just before."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         kwargs: dict[str, Any] = {
@@ -105,8 +147,9 @@ class TokenStore:
         }
         if self.settings.kms_key_id:
             kwargs["KeyId"] = self.settings.kms_key_id
+        fence.ensure_fresh()
         try:
-            self.clients.get("ssm").put_parameter(**kwargs)
+            self.clients.get("ssm", fenced=True).put_parameter(**kwargs)
         except ClientError as exc:
             raise StoreUnavailableError(f"writing the token parameter: {_code(exc)}") from None
         except BotoCoreError as exc:
@@ -135,6 +178,55 @@ class TokenStore:
             )
 
 
+# Who may take the lock from whom: a revoke preempts anything less urgent that runs.
+PRIORITIES: Mapping[tuple[str | None, str | None], int] = {
+    ("rotate", None): 0,
+    ("revoke", "previous"): 1,
+    ("revoke", "all"): 2,
+}
+# An execution's history event types that say its current Lambda step is under way, or ended.
+_STEP_STARTED = {
+    "TaskStateEntered",
+    "TaskScheduled",
+    "TaskStarted",
+    "TaskSubmitted",
+    "LambdaFunctionScheduled",
+    "LambdaFunctionStarted",
+}
+_STEP_ENDED = {
+    "TaskSucceeded",
+    "TaskFailed",
+    "TaskTimedOut",
+    "TaskStartFailed",
+    "TaskSubmitFailed",
+    "LambdaFunctionSucceeded",
+    "LambdaFunctionFailed",
+    "LambdaFunctionTimedOut",
+    "LambdaFunctionStartFailed",
+    "LambdaFunctionScheduleFailed",
+    "WaitStateEntered",
+}
+
+
+def priority(mode: object, scope: object) -> int:
+    """0 for a rotation, 1 for ``revoke previous``, 2 for ``revoke all``."""
+    return PRIORITIES.get((str(mode) if mode else None, str(scope) if scope else None), 0)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """What the lock says about the execution that holds it."""
+
+    execution: str
+    priority: int = 0
+    mode: str | None = None
+    scope: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.execution.rsplit(":", 1)[-1]
+
+
 class Lock:
     """At most one execution per target: an SSM String parameter created with Overwrite=False.
 
@@ -143,16 +235,29 @@ class Lock:
     no longer act (it failed or succeeded before it could release, or was stopped or timed out
     more than ``lock_takeover_grace_seconds`` ago) is taken over through a takeover marker,
     itself created with Overwrite=False, so two contenders cannot both take over the same
-    stale lock.
+    lock.
+
+    A revoke *preempts*: it takes the lock from a less urgent holder that still runs (a
+    rotation, or ``revoke previous`` for ``revoke all``), or from any holder stopped less than
+    the grace ago, stops that execution, and tells the workflow to wait the fence settle time
+    if the holder had a Lambda step under way. Every write of a step is fenced (:meth:`fence`):
+    checked against the lock just before it is sent, so a preempted holder writes nothing
+    once it has lost the lock, and what it sent before lands within the settle time.
     """
 
-    def __init__(self, settings: RotateSettings, clients: _LazyClients = CLIENTS) -> None:
+    def __init__(
+        self,
+        settings: RotateSettings,
+        clients: _LazyClients = CLIENTS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = settings.lock_parameter_name
         self.grace = settings.lock_takeover_grace_seconds
         self.clients = clients
+        self.clock = clock
 
     def _put(self, name: str, value: str, overwrite: bool) -> bool:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             self.clients.get("ssm").put_parameter(
@@ -162,21 +267,53 @@ class Lock:
             if _code(exc) == "ParameterAlreadyExists":
                 return False
             raise StoreUnavailableError(f"lock: {_code(exc)}") from None
+        except BotoCoreError as exc:
+            raise StoreUnavailableError(f"lock: {type(exc).__name__}") from None
         return True
 
-    def holder(self) -> str | None:
-        from botocore.exceptions import ClientError
+    def read(self, *, fenced: bool = False) -> Holder | None:
+        """The lock's holder, ``None`` when nobody holds it; an unparsable value reads as a
+        holder that is not an execution (``unreadable-lock``: stale)."""
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            value = self.clients.get("ssm").get_parameter(Name=self.name)["Parameter"]["Value"]
+            value = self.clients.get("ssm", fenced=fenced).get_parameter(Name=self.name)[
+                "Parameter"
+            ]["Value"]
         except ClientError as exc:
             if _code(exc) == "ParameterNotFound":
                 return None
             raise StoreUnavailableError(f"lock: {_code(exc)}") from None
+        except BotoCoreError as exc:
+            raise StoreUnavailableError(f"lock: {type(exc).__name__}") from None
         try:
-            return str(json.loads(value)["execution"])
-        except (ValueError, KeyError, TypeError):
-            return "unreadable-lock"
+            data = json.loads(value)
+            return Holder(
+                str(data["execution"]),
+                priority(data.get("mode"), data.get("revoke")),
+                data.get("mode"),
+                data.get("revoke"),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return Holder("unreadable-lock")
+
+    def holder(self) -> str | None:
+        found = self.read()
+        return None if found is None else found.execution
+
+    def _describe(self, execution_arn: str) -> dict[str, Any] | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return dict(
+                self.clients.get("stepfunctions").describe_execution(executionArn=execution_arn)
+            )
+        except ClientError as exc:
+            if _code(exc) in ("ExecutionDoesNotExist", "InvalidArn"):
+                return None
+            raise StoreUnavailableError(f"lock: describe holder: {_code(exc)}") from None
+        except BotoCoreError as exc:
+            raise StoreUnavailableError(f"lock: describe holder: {type(exc).__name__}") from None
 
     def still_acting(self, execution_arn: str) -> str | None:
         """Why the lock's holder may still change the target, or ``None`` if it cannot.
@@ -186,18 +323,11 @@ class Lock:
         still write the document or the distribution until the function's timeout. A failed
         or succeeded holder cannot: its last task had returned.
         """
-        from botocore.exceptions import ClientError
-
         if not execution_arn.startswith("arn:"):
             return None
-        try:
-            execution = self.clients.get("stepfunctions").describe_execution(
-                executionArn=execution_arn
-            )
-        except ClientError as exc:
-            if _code(exc) in ("ExecutionDoesNotExist", "InvalidArn"):
-                return None
-            raise StoreUnavailableError(f"lock: describe holder: {_code(exc)}") from None
+        execution = self._describe(execution_arn)
+        if execution is None:
+            return None
         name = execution_arn.rsplit(":", 1)[-1]
         status = execution["status"]
         if status == "RUNNING":
@@ -212,39 +342,129 @@ class Lock:
                 )
         return None
 
+    def step_in_flight(self, execution_arn: str) -> bool:
+        """Whether the execution's latest Lambda step may still be running (its invocation
+        has not ended in the history). When the history cannot be read: assume it is."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            events = self.clients.get("stepfunctions").get_execution_history(
+                executionArn=execution_arn, reverseOrder=True, maxResults=25
+            )["events"]
+        except (ClientError, BotoCoreError):
+            return True
+        for event in events:
+            kind = str(event.get("type", ""))
+            if kind in _STEP_STARTED:
+                return True
+            if kind in _STEP_ENDED:
+                return False
+        return True
+
+    def _stop(self, holder: Holder, by: str, detail: Mapping[str, Any]) -> None:
+        """Stop the preempted execution (best effort: the fence holds without it)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        what = f"revoke {detail.get('revoke')}" if detail.get("mode") == "revoke" else "rotation"
+        try:
+            self.clients.get("stepfunctions").stop_execution(
+                executionArn=holder.execution,
+                error="PreemptedError",
+                cause=f"preempted by {what} (execution {by.rsplit(':', 1)[-1]})",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            logging.getLogger(__name__).warning(
+                "preempted execution not stopped", extra={"error": _code(exc)}
+            )
+
+    def _take_over(self, stale: str, value: str) -> None:
+        marker = f"{self.name}.takeover.{stale}"[:1011]
+        if not self._put(marker, value, overwrite=False):
+            raise RotationInProgressError("another execution is taking over the lock")
+        self._put(self.name, value, overwrite=True)
+
     def acquire(self, execution_id: str, detail: dict[str, Any]) -> dict[str, Any]:
+        """Take the lock, take it over from a stale holder, preempt a less urgent one (a
+        revoke), or say who holds it: a scheduled rotation then yields (``acquired`` false),
+        anything else fails with :class:`RotationInProgressError`."""
         value = json.dumps({"execution": execution_id, **detail}, sort_keys=True)
+        result: dict[str, Any] = {
+            "acquired": True,
+            "took_over": None,
+            "preempted": None,
+            "settle": False,
+            "skipped": None,
+        }
         if self._put(self.name, value, overwrite=False):
-            return {"acquired": True, "took_over": None}
-        holder = self.holder()
-        if holder == execution_id:
-            return {"acquired": True, "took_over": None}  # a retried acquire
+            return result
+        holder = self.read()
         if holder is None:
             # Released between our put and our read: try once more, atomically.
             if self._put(self.name, value, overwrite=False):
-                return {"acquired": True, "took_over": None}
-            holder = self.holder()
-        if holder is not None and holder != execution_id:
-            busy = self.still_acting(holder)
-            if busy is not None:
-                raise RotationInProgressError(busy)
-        stale = (holder or "none").rsplit(":", 1)[-1]
-        marker = f"{self.name}.takeover.{stale}"[:1011]
-        if not self._put(marker, value, overwrite=False):
-            raise RotationInProgressError("another execution is taking over a stale lock")
-        self._put(self.name, value, overwrite=True)
-        return {"acquired": True, "took_over": stale}
+                return result
+            holder = self.read()
+        if holder is None or holder.execution == execution_id:
+            # A retried acquire, or the same execution confirming its lock after the settle.
+            if holder is None:
+                self._take_over("none", value)
+            return result
+        busy = self.still_acting(holder.execution)
+        if busy is None:
+            self._take_over(holder.name, value)
+            return {**result, "took_over": holder.name}
+        mine = priority(detail.get("mode"), detail.get("revoke"))
+        running = busy.endswith("holds the lock")
+        if mine > 0 and (mine > holder.priority or not running):
+            # A revoke: it cannot wait for a rotation (or for a stopped holder's grace).
+            in_flight = self.step_in_flight(holder.execution)
+            self._take_over(holder.name, value)
+            if running:
+                self._stop(holder, execution_id, detail)
+            return {
+                **result,
+                "preempted": {
+                    "execution": holder.name,
+                    "mode": holder.mode,
+                    "revoke": holder.scope,
+                    "was_running": running,
+                    "step_in_flight": in_flight,
+                },
+                "settle": in_flight,
+            }
+        if detail.get("trigger") == "schedule":
+            return {**result, "acquired": False, "skipped": busy}
+        raise RotationInProgressError(busy)
+
+    def fence(self, execution_id: str) -> Fence:
+        """Check, just before a write, that this execution still holds the lock.
+
+        Raises
+        ------
+        LockLostError
+            Another execution took the lock (a revoke preempted this one).
+        """
+        checked_at = self.clock()
+        holder = self.read(fenced=True)
+        if holder is None or holder.execution != execution_id:
+            by = "nobody" if holder is None else f"execution {holder.name}"
+            raise LockLostError(f"this execution no longer holds the lock (held by {by})")
+        return Fence(execution_id, checked_at, self.clock)
 
     def release(self, execution_id: str) -> bool:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
-        if self.holder() != execution_id:
-            return False
         try:
-            self.clients.get("ssm").delete_parameter(Name=self.name)
+            fence = self.fence(execution_id)
+        except LockLostError:
+            return False
+        fence.ensure_fresh()
+        try:
+            self.clients.get("ssm", fenced=True).delete_parameter(Name=self.name)
         except ClientError as exc:
             if _code(exc) != "ParameterNotFound":
                 raise StoreUnavailableError(f"lock: {_code(exc)}") from None
+        except BotoCoreError as exc:
+            raise StoreUnavailableError(f"lock: {type(exc).__name__}") from None
         return True
 
 
@@ -294,11 +514,12 @@ class Distribution:
         self.settings = settings
         self.clients = clients
 
-    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+    def _call(self, operation: str, fenced: bool = False, **kwargs: Any) -> dict[str, Any]:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return dict(getattr(self.clients.get("cloudfront"), operation)(**kwargs))
+            client = self.clients.get("cloudfront", fenced=fenced)
+            return dict(getattr(client, operation)(**kwargs))
         except ClientError as exc:
             code = _code(exc)
             if code == "PreconditionFailed":
@@ -335,13 +556,16 @@ class Distribution:
             header_values=self._values(config),
         )
 
-    def send(self, live: LiveDistribution, value: str) -> None:
-        """UpdateDistribution with IfMatch: only the header value on the target origins changes."""
+    def send(self, live: LiveDistribution, value: str, fence: Fence) -> None:
+        """UpdateDistribution with IfMatch, fenced: only the header value on the target origins
+        changes, and only if this execution held the lock just before."""
         config = with_header_value(
             live.config, self.settings.header_name, self.settings.origin_ids, value
         )
+        fence.ensure_fresh()
         self._call(
             "update_distribution",
+            fenced=True,
             Id=self.settings.distribution_id,
             IfMatch=live.etag,
             DistributionConfig=config,
@@ -414,18 +638,19 @@ def probe(url: str, timeout: float = 5.0) -> int:
 
 class StorePort(Protocol):
     def read(self) -> TokenDocument: ...
-    def write(self, document: TokenDocument) -> None: ...
+    def write(self, document: TokenDocument, fence: Fence) -> None: ...
 
 
 class LockPort(Protocol):
     def acquire(self, execution_id: str, detail: dict[str, Any]) -> dict[str, Any]: ...
+    def fence(self, execution_id: str) -> Fence: ...
     def release(self, execution_id: str) -> bool: ...
 
 
 class DistributionPort(Protocol):
     def config(self) -> LiveDistribution: ...
     def describe(self) -> LiveDistribution: ...
-    def send(self, live: LiveDistribution, value: str) -> None: ...
+    def send(self, live: LiveDistribution, value: str, fence: Fence) -> None: ...
 
 
 class CachesPort(Protocol):

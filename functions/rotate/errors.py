@@ -20,6 +20,11 @@ class RotationInProgressError(RotationError):
     """Another execution holds the target's lock."""
 
 
+class LockLostError(RotationError):
+    """This execution no longer holds the target's lock (a revoke preempted it): it writes
+    nothing more. Not retried."""
+
+
 class StoreUnavailableError(RotationError):
     """SSM could not be read or written (throttled, unreachable). Retried by the workflow."""
 

@@ -52,6 +52,12 @@ class RotateSettings:
     # Step Functions does not stop a Lambda invocation under way. More than the rotate
     # function's timeout (120 s, infra/rotation.py).
     lock_takeover_grace_seconds: float = 130.0
+    # After a revoke takes the lock from an execution whose Lambda step was under way, it waits
+    # this long before it reads or writes anything: every write that step could still make
+    # (checked against the lock before the takeover) has landed by then (docs/decisions.md,
+    # "Revoke preempts"). More than FENCE_SEND_WITHIN_SECONDS + the fenced clients' connect
+    # and read timeouts (rotate/adapters.py).
+    fence_settle_seconds: float = 20.0
     # Verify asks each probe URL up to this many times, this far apart, before it fails: an
     # authorizer that has just been replaced answers its first request from a cold start.
     verify_attempts: int = 4
@@ -111,6 +117,7 @@ class RotateSettings:
             lock_takeover_grace_seconds=_number(
                 env, "LOCK_TAKEOVER_GRACE_SECONDS", cls.lock_takeover_grace_seconds
             ),
+            fence_settle_seconds=_number(env, "FENCE_SETTLE_SECONDS", cls.fence_settle_seconds),
             verify_attempts=max(1, int(_number(env, "VERIFY_ATTEMPTS", cls.verify_attempts))),
             verify_interval_seconds=_number(
                 env, "VERIFY_INTERVAL_SECONDS", cls.verify_interval_seconds
@@ -127,6 +134,7 @@ class RotateSettings:
             "stage_wait_seconds": math.ceil(wait),
             "poll_interval_seconds": max(1, math.ceil(self.poll_interval_seconds)),
             "drain_seconds": math.ceil(self.drain_seconds),
+            "fence_settle_seconds": math.ceil(self.fence_settle_seconds),
         }
 
     def describe(self) -> dict[str, object]:

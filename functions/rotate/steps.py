@@ -103,10 +103,18 @@ def validate(call: StepCall, settings: RotateSettings, ports: Ports | None) -> d
 
 
 def acquire_lock(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, Any]:
+    """Take the lock (see :class:`rotate.adapters.Lock`): ``settle`` asks the workflow to
+    wait the fence settle time and come back here, ``acquired`` false means a scheduled
+    rotation yields to a running execution (the workflow ends without doing anything)."""
     request = call.state.get("request") or {}
     return ports.lock.acquire(
         call.execution_id,
-        {"mode": request.get("mode"), "acquired_at": int(time.time())},
+        {
+            "mode": request.get("mode"),
+            "revoke": request.get("revoke"),
+            "trigger": request.get("trigger"),
+            "acquired_at": int(time.time()),
+        },
     )
 
 
@@ -114,23 +122,40 @@ def release_lock(call: StepCall, settings: RotateSettings, ports: Ports) -> dict
     return {"released": ports.lock.release(call.execution_id)}
 
 
+def _revoking_all(call: StepCall) -> bool:
+    request = call.state.get("request") or {}
+    return request.get("mode") == "revoke" and request.get("revoke") == "all"
+
+
 def stage(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, Any]:
+    """Generate a value and write it as ``pending``, or reuse the one a run left there.
+
+    A rotation reuses any staged value (roll forward). ``revoke all`` keeps a staged value
+    only if CloudFront is already configured to send it (an interrupted rotation or revoke
+    got as far as its switch: that value becomes the new one, no second deployment); one that
+    CloudFront does not send is replaced by a fresh value, since nobody depends on it.
+    """
     document = ports.store.read()
     live = ports.distribution.config()
-    _sent(live)
+    sent = _sent(live)
     _check_known(document, live)
+    replaced = None
     if document.pending is not None:
-        # A failed run left a staged value: reuse it (roll forward) rather than stage a second.
-        return {
-            "pending": fingerprint(document.pending),
-            "reused": True,
-            "generation": document.generation,
-        }
+        if not _revoking_all(call) or document.pending in sent:
+            # Roll forward rather than stage a second value.
+            return {
+                "pending": fingerprint(document.pending),
+                "reused": True,
+                "replaced": None,
+                "generation": document.generation,
+            }
+        replaced = fingerprint(document.pending)
     staged = document.evolve(pending=generate_token())
-    ports.store.write(staged)
+    ports.store.write(staged, ports.lock.fence(call.execution_id))
     return {
         "pending": fingerprint(staged.pending),
         "reused": False,
+        "replaced": replaced,
         "generation": staged.generation,
     }
 
@@ -148,7 +173,7 @@ def switch(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, 
             "switched_at": time.time(),
         }
     _check_known(document, live)
-    ports.distribution.send(live, document.pending)
+    ports.distribution.send(live, document.pending, ports.lock.fence(call.execution_id))
     return {
         "switched_to": fingerprint(document.pending),
         "changed": True,
@@ -234,7 +259,7 @@ def promote(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str,
     if live.status != "Deployed" or _sent(live) != {document.pending}:
         raise StateConflictError("CloudFront is not Deployed with the staged value")
     promoted = document.evolve(current=document.pending, previous=document.current, pending=None)
-    ports.store.write(promoted)
+    ports.store.write(promoted, ports.lock.fence(call.execution_id))
     return {
         "current": fingerprint(promoted.current),
         "previous": fingerprint(promoted.previous),
@@ -253,7 +278,7 @@ def retire(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, 
             "the live distribution still sends the previous value; it stays accepted"
         )
     retired = fingerprint(document.previous)
-    ports.store.write(document.evolve(previous=None))
+    ports.store.write(document.evolve(previous=None), ports.lock.fence(call.execution_id))
     return {"retired": retired, "changed": True}
 
 
@@ -269,7 +294,7 @@ def revoke_previous(call: StepCall, settings: RotateSettings, ports: Ports) -> d
         )
     revoked = [fingerprint(document.previous)]
     updated = document.evolve(previous=None)
-    ports.store.write(updated)
+    ports.store.write(updated, ports.lock.fence(call.execution_id))
     return {"revoked": revoked, "changed": True, "generation": updated.generation}
 
 
@@ -287,7 +312,7 @@ def revoke_all(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[s
         raise StateConflictError("CloudFront is not configured to send the new value")
     revoked = [fp for fp in (fingerprint(document.current), fingerprint(document.previous)) if fp]
     updated = document.evolve(current=document.pending, previous=None, pending=None)
-    ports.store.write(updated)
+    ports.store.write(updated, ports.lock.fence(call.execution_id))
     return {"revoked": revoked, "changed": True, "generation": updated.generation}
 
 
@@ -302,8 +327,12 @@ def reset_authorizer_caches(
     """
     replaced = False
     if call.params.get("fresh_instances"):
+        # Unique per document generation and per state of this execution: a retried step makes
+        # no second update, but each state that asks for fresh instances gets them.
         generation = ports.store.read().generation
-        replaced = ports.caches.replace_instances(f"{generation}")
+        tag = call.params.get("tag") or "reset"
+        execution = call.execution_id.rsplit(":", 1)[-1]
+        replaced = ports.caches.replace_instances(f"{generation}.{tag}.{execution}"[:128])
     api = ports.caches.reset_api_cache()
     return {"api_cache_reset": api, "instances_replaced": replaced}
 

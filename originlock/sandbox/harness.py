@@ -119,10 +119,14 @@ class InProcessLambda:
         self._original: Any = None
         self.invocations: dict[str, int] = {}
         self.instances_created: dict[str, int] = {}
-        # Fault injection: step name -> "before" | "after". The next invocation of that rotate
-        # step crashes before it runs, or after its side effects but before it answers (as a
-        # Lambda timeout would). One-shot.
+        # Fault injection: step name (or "step:tag", for the state that passes that tag) ->
+        # "before" | "after". The next invocation of that rotate step crashes before it runs,
+        # or after its side effects but before it answers (as a Lambda timeout would).
+        # One-shot.
         self.crash_steps: dict[str, str] = {}
+        # Step name -> seconds: the next invocation of that rotate step waits that long before
+        # it runs (a slow step: its state stays entered, its task under way). One-shot.
+        self.delay_steps: dict[str, float] = {}
 
     # -- instances ----------------------------------------------------------
     @staticmethod
@@ -176,8 +180,13 @@ class InProcessLambda:
         instance.invocations += 1
         errored = False
         step = event.get("step") if isinstance(event, dict) else None
+        tagged = f"{step}:{event.get('tag')}" if step and event.get("tag") else None
         with self._lock:
-            crash = self.crash_steps.pop(step, None) if step else None
+            crash = self.crash_steps.pop(tagged, None) if tagged else None
+            crash = crash or (self.crash_steps.pop(step, None) if step else None)
+            delay = self.delay_steps.pop(step, 0.0) if step else 0.0
+        if delay:
+            time.sleep(delay)
         try:
             if crash == "before":
                 raise SandboxCrashError(f"injected crash before step {step}")
@@ -275,6 +284,8 @@ class Rollout:
 
     headers: dict[str, dict[str, str]]  # origin id -> header name (lower) -> value
     switch_at: list[float]
+    # Status code -> ErrorCachingMinTTL of the configuration's custom error responses.
+    error_ttls: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -300,6 +311,26 @@ def _origin_headers(config: Any) -> dict[str, dict[str, str]]:
             for item in (custom or {}).get("Items", []) or []
         }
     return found
+
+
+def _error_ttls(config: Any) -> dict[int, float]:
+    """``CustomErrorResponses`` as ``{status: ErrorCachingMinTTL}`` (in process moto keeps the
+    request's dicts; through the server they come from XML, as strings and wrapped lists)."""
+    found = (
+        config.get("CustomErrorResponses")
+        if isinstance(config, dict)
+        else getattr(config, "CustomErrorResponses", None)
+    ) or {}
+    items: Any = found.get("Items") or []
+    if isinstance(items, dict):
+        items = items.get("CustomErrorResponse") or []
+    if isinstance(items, dict):
+        items = [items]
+    ttls: dict[int, float] = {}
+    for item in items:
+        if "ErrorCachingMinTTL" in item:
+            ttls[int(item["ErrorCode"])] = float(item["ErrorCachingMinTTL"])
+    return ttls
 
 
 class CloudFrontEdges:
@@ -349,8 +380,9 @@ class CloudFrontEdges:
     def _ensure(self, dist: Any) -> DistributionState:
         state = self._state.get(dist.distribution_id)
         if state is None:
-            headers = _origin_headers(dist.distribution_config)
-            state = DistributionState([Rollout(headers, [0.0] * self.edges)], dist.etag)
+            config = dist.distribution_config
+            rollout = Rollout(_origin_headers(config), [0.0] * self.edges, _error_ttls(config))
+            state = DistributionState([rollout], dist.etag)
             self._state[dist.distribution_id] = state
         dist.etag = state.etag
         return state
@@ -362,14 +394,18 @@ class CloudFrontEdges:
         now = self.clock()
         return "InProgress" if any(t > now for t in state.rollouts[-1].switch_at) else "Deployed"
 
-    def edge_headers(self, dist_id: str, edge: int) -> dict[str, dict[str, str]]:
-        """What edge *edge* adds to requests for each origin right now."""
+    def edge_rollout(self, dist_id: str, edge: int) -> Rollout:
+        """The configuration edge *edge* serves right now."""
         with self._lock:
             now = self.clock()
             for rollout in reversed(self._state[dist_id].rollouts):
                 if rollout.switch_at[edge] <= now:
-                    return rollout.headers
-            return self._state[dist_id].rollouts[0].headers
+                    return rollout
+            return self._state[dist_id].rollouts[0]
+
+    def edge_headers(self, dist_id: str, edge: int) -> dict[str, dict[str, str]]:
+        """What edge *edge* adds to requests for each origin right now."""
+        return self.edge_rollout(dist_id, edge).headers
 
     def values_in_flight(self, dist_id: str, origin_id: str, header: str) -> set[str]:
         """Every value some edge may send now (what invariant 1 quantifies over)."""
@@ -444,7 +480,10 @@ class CloudFrontEdges:
                     float("inf") if edges.never_deploy else now + edges.random.uniform(low, high)
                     for _ in range(edges.edges)
                 ]
-                state.rollouts.append(Rollout(_origin_headers(dist.distribution_config), switch_at))
+                config = dist.distribution_config
+                state.rollouts.append(
+                    Rollout(_origin_headers(config), switch_at, _error_ttls(config))
+                )
                 edges.deploy_log.append((now, max(switch_at)))
                 state.rollouts = state.rollouts[-8:]
                 state.etag = dist.etag = edges._new_etag()
@@ -515,6 +554,48 @@ def install_reset_authorizers_cache() -> None:
     _reset_installed = True
 
 
+# --------------------------------------------------------------------------- Step Functions
+_stop_details_installed = False
+
+
+def install_stop_execution_details() -> None:
+    """``StopExecution`` as AWS does it: ``error`` and ``cause`` recorded (``DescribeExecution``
+    then shows them; moto 5.2.5 drops them), and a stopped execution stays stopped — a task
+    that was under way and fails afterwards does not run the failure path and turn it
+    ``FAILED`` (moto's interpreter lets it). A revoke stops the execution it preempts with
+    ``PreemptedError`` and a cause naming itself: ``originlock history`` shows that."""
+    global _stop_details_installed
+    if _stop_details_installed:
+        return
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    set_error = Environment.set_error
+
+    def set_error_unless_stopped(env: Any, error: Any) -> None:
+        if isinstance(env._program_state, ProgramStopped):
+            return
+        set_error(env, error)
+
+    setattr(Environment, "set_error", set_error_unless_stopped)
+
+    original = StepFunctionResponse.stop_execution
+
+    def stop_execution(self: Any) -> Any:
+        result = original(self)
+        arn = self._get_param("executionArn")
+        execution = self.stepfunction_backend.describe_execution(arn)
+        for key in ("error", "cause"):
+            value = self._get_param(key)
+            if value is not None:
+                setattr(execution, key, value)
+        return result
+
+    setattr(StepFunctionResponse, "stop_execution", stop_execution)
+    _stop_details_installed = True
+
+
 # --------------------------------------------------------------------------- deployment
 def load_definition(substitutions: Mapping[str, str]) -> str:
     """The ASL file with its ``${Placeholders}`` substituted, as CDK's DefinitionBody does."""
@@ -524,6 +605,10 @@ def load_definition(substitutions: Mapping[str, str]) -> str:
     if "${" in text:
         raise ValueError("unsubstituted placeholder left in the state machine definition")
     return text
+
+
+# The status codes CloudFront accepts a custom error response for (all of them, TTL 0).
+NOT_CACHED_ERRORS = (400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504)
 
 
 @dataclass
@@ -573,6 +658,12 @@ def create_distribution(
             "CachePolicyId": "4135ea2d-6df8-44a3-9df3-4b5a84be39ad",
             "OriginRequestPolicyId": "b689b0a8-53d0-40ab-baf2-68738e2966ac",
         },
+        # As the CDK app configures it (infra/edge.py): no refusal or error is served from
+        # CloudFront's cache.
+        "CustomErrorResponses": {
+            "Quantity": len(NOT_CACHED_ERRORS),
+            "Items": [{"ErrorCode": code, "ErrorCachingMinTTL": 0} for code in NOT_CACHED_ERRORS],
+        },
     }
     return dict(cloudfront.create_distribution(DistributionConfig=config)["Distribution"])
 
@@ -616,6 +707,15 @@ def deploy(
             Id=dist["Id"], IfMatch=response["ETag"], DistributionConfig=config
         )
 
+    # Short cache bounds by default (the function's own are 60 s and 1 s), and the rotate
+    # function's waits derived from whatever the authorizer is given.
+    authorizer_settings = {
+        "TOKEN_CACHE_MAX_AGE_SECONDS": "1",
+        "TOKEN_REFRESH_MIN_INTERVAL_SECONDS": "0.2",
+        **(authorizer_env or {}),
+    }
+    max_age = float(authorizer_settings["TOKEN_CACHE_MAX_AGE_SECONDS"])
+    refresh = float(authorizer_settings["TOKEN_REFRESH_MIN_INTERVAL_SECONDS"])
     iam = session.client("iam")
     role_arn = iam.create_role(
         RoleName=f"{name}-role-{time.time_ns()}",
@@ -633,7 +733,7 @@ def deploy(
             "Variables": {
                 "SSM_PARAMETER_NAME": parameter_name,
                 "ORIGIN_HEADER_NAME": header_name,
-                **(authorizer_env or {}),
+                **authorizer_settings,
             }
         },
     )
@@ -653,10 +753,14 @@ def deploy(
                 "API_ID": api["ApiId"],
                 "AUTHORIZER_FUNCTION_NAME": authorizer_name,
                 "POLL_INTERVAL_SECONDS": "1",
-                "STAGE_WAIT_SECONDS": "1",
+                # The authorizer's max age + refresh interval + a margin, as on AWS: every
+                # instance has read the staged value before any edge sends it.
+                "STAGE_WAIT_SECONDS": f"{max_age + refresh + 0.3:g}",
+                "FENCE_SETTLE_SECONDS": "1",
                 "DRAIN_SECONDS": "1",
                 "DEPLOY_TIMEOUT_SECONDS": "30",
-                "AUTHORIZER_REFRESH_INTERVAL_SECONDS": "1",
+                "AUTHORIZER_REFRESH_INTERVAL_SECONDS": f"{refresh:g}",
+                "AUTHORIZER_MAX_AGE_SECONDS": f"{max_age:g}",
                 "VERIFY_INTERVAL_SECONDS": "0.5",
                 **(rotate_env or {}),
             }
@@ -745,6 +849,7 @@ def installed(
     lambdas = lambdas or InProcessLambda()
     edges = edges or CloudFrontEdges()
     install_reset_authorizers_cache()
+    install_stop_execution_details()
     install_interpreter_caches()
     lambdas.install()
     edges.install()

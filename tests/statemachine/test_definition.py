@@ -62,7 +62,14 @@ def test_no_task_passes_anything_but_state_and_step_names() -> None:
     states = json.loads(STATE_MACHINE_FILE.read_text())["States"]
     for state in states.values():
         payload = state.get("Parameters", {}).get("Payload", {})
-        assert set(payload) <= {"step", "execution_id.$", "state.$", "input.$", "fresh_instances"}
+        assert set(payload) <= {
+            "step",
+            "execution_id.$",
+            "state.$",
+            "input.$",
+            "fresh_instances",
+            "tag",
+        }
 
 
 def test_every_task_that_calls_cloudfront_retries_its_throttling_as_the_switch_does() -> None:

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from infra.budget import DEFAULT_MAX_INSTANCES, DEFAULT_READ_BUDGET, max_age_for_budget
 from infra.constants import CONTEXT_DEFAULTS, ROOT
 from originlock.retry_budget import (
     load_definition,
@@ -82,12 +83,28 @@ def test_the_runbook_states_the_retry_budgets_the_asl_implies() -> None:
     assert rows == expected_rows
     assert revoke_budget("all").waits == ("$.settings.stage_wait_seconds",)
     assert revoke_budget("previous").waits == ()
+    # Preempting a run whose step was under way: the settle and a second AcquireLock
+    acquire = task_budget("AcquireLock", load_definition()["States"]["AcquireLock"])
+    assert (acquire.invocations, acquire.retry_wait_seconds) == (5, 30)
+    for scope in ("all", "previous"):
+        plain, preempting = revoke_budget(scope), revoke_budget(scope, preempting=True)
+        assert preempting.invocations == plain.invocations + acquire.invocations
+        assert preempting.retry_wait_seconds == plain.retry_wait_seconds + 30
+        assert preempting.waits[0] == "$.settings.fence_settle_seconds"
+    assert "**+ 20 s + 5 invocations + 30 s**" in section
 
 
 def test_the_runbook_states_r_as_the_asl_and_the_defaults_imply() -> None:
     # Given the deployment's defaults (cdk.json / infra.constants) and the rotate function's
     # derivation of the emergency wait from them
-    max_age = float(CONTEXT_DEFAULTS["authorizerTokenMaxAgeSeconds"])
+    # The max age the CDK app derives from the SSM read budget for the default fleet
+    max_age = float(
+        max_age_for_budget(
+            int(CONTEXT_DEFAULTS["authorizerTokenMaxAgeSeconds"]),
+            DEFAULT_MAX_INSTANCES,
+            DEFAULT_READ_BUDGET,
+        )
+    )
     ttl = float(CONTEXT_DEFAULTS["authorizerCacheTtlSeconds"])
     refresh = float(CONTEXT_DEFAULTS["authorizerRefreshIntervalSeconds"])
     settings = RotateSettings.from_env(
@@ -99,6 +116,7 @@ def test_the_runbook_states_r_as_the_asl_and_the_defaults_imply() -> None:
         }
     )
     timings = {k: float(v) for k, v in settings.timings("revoke", "all").items()}
+    assert timings["fence_settle_seconds"] == 20
     after_write = max_age + ttl
     hang = function_timeout_seconds()
     execution_timeout = load_definition()["TimeoutSeconds"]
@@ -118,17 +136,18 @@ def test_the_runbook_states_r_as_the_asl_and_the_defaults_imply() -> None:
             f"{budget.invocations} \N{MULTIPLICATION SIGN} d + max age + TTL**"
         )
         assert formula in section, formula
-        for d in (1.0, float(hang)):
-            bound = budget.bound(
-                settings=timings, invocation_seconds=d, after_write_seconds=after_write
+        for path in (budget, revoke_budget(scope, preempting=True)):
+            for d in (1.0, float(hang)):
+                bound = path.bound(
+                    settings=timings, invocation_seconds=d, after_write_seconds=after_write
+                )
+                assert f"**{seconds(bound)}**" in section, (scope, d, bound)
+            # and even with every invocation at the function timeout, the execution reaches
+            # the write before its own timeout ends it
+            worst_before_write = path.bound(
+                settings=timings, invocation_seconds=float(hang), after_write_seconds=0.0
             )
-            assert f"**{seconds(bound)}**" in section, (scope, d, bound)
-        # and even with every invocation at the function timeout, the execution reaches
-        # the write before its own timeout ends it
-        worst_before_write = budget.bound(
-            settings=timings, invocation_seconds=float(hang), after_write_seconds=0.0
-        )
-        assert worst_before_write < execution_timeout, (scope, worst_before_write)
+            assert worst_before_write < execution_timeout, (scope, worst_before_write)
     assert f"2-hour timeout ({seconds(execution_timeout)})" in section
     # The retired value's bound, after Retire
     retired = section[section.index("a *retired* value") :]
@@ -138,17 +157,26 @@ def test_the_runbook_states_r_as_the_asl_and_the_defaults_imply() -> None:
 def test_the_sandbox_bound_is_the_same_formula_with_compressed_timings() -> None:
     timings = SandboxTimings()
     budget = revoke_budget("all")
-    # Validate, AcquireLock, Stage, SwitchOrigin, RevokeAll run before the write
+    # Validate, AcquireLock, Stage, the replacement, SwitchOrigin, RevokeAll run before the
+    # write
     assert [task.state for task in budget.tasks] == [
         "Validate",
         "AcquireLock",
         "Stage",
+        "ReplaceAuthorizersBeforeSwitch",
         "SwitchOrigin",
         "RevokeAll",
     ]
     tail = timings.token_cache_max_age + timings.authorizer_ttl
     assert timings.revoke_bound() == (
         math.ceil(timings.revoke_stage_wait) + len(budget.tasks) * timings.task_budget + tail
+    )
+    preempting = revoke_budget("all", preempting=True)
+    assert timings.revoke_bound(preempting=True) == (
+        math.ceil(timings.revoke_stage_wait)
+        + math.ceil(timings.fence_settle)
+        + len(preempting.tasks) * timings.task_budget
+        + tail
     )
     with_retries = timings.revoke_bound(retries=True)
     assert with_retries - timings.revoke_bound() == pytest.approx(

@@ -10,6 +10,7 @@ in which nothing has silenced those loggers yet, and drives the first client of 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +21,7 @@ from moto import mock_aws
 from originlock.sandbox.harness import create_distribution
 from originlock.target import Target
 from provision.aws import SsmParameterStore
-from rotate.adapters import Distribution, TokenStore, _LazyClients
+from rotate.adapters import Distribution, Fence, TokenStore, _LazyClients
 from rotate.settings import RotateSettings
 from tests.unit.fakes import Tokens
 from tokens import store
@@ -80,9 +81,10 @@ def test_the_rotate_function_logs_no_value_at_debug(
 
     # When the function reads the distribution, switches its header and rewrites the document
     assert distribution.describe().header_values == {"api": tokens.current}
-    distribution.send(distribution.config(), tokens.pending)
+    fence = Fence("arn:execution", time.monotonic())
+    distribution.send(distribution.config(), tokens.pending, fence)
     parameter = TokenStore(settings, clients)
-    parameter.write(parameter.read().evolve(pending=tokens.pending))
+    parameter.write(parameter.read().evolve(pending=tokens.pending), fence)
 
     # Then botocore logged those calls, but none of the values
     logs = debug_logs(caplog)

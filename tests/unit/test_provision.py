@@ -11,6 +11,7 @@ import dataclasses
 import io
 import json
 import logging
+import time
 import urllib.error
 import uuid
 from collections.abc import Iterator, Mapping
@@ -1022,7 +1023,7 @@ def test_last_modified_reads_metadata_only(moto_aws: None, tokens: dict[str, str
 
 
 def test_token_age_is_the_current_values_age_not_the_last_writes(moto_aws: None) -> None:
-    from rotate.adapters import TokenStore, _LazyClients
+    from rotate.adapters import Fence, TokenStore, _LazyClients
     from rotate.settings import RotateSettings
 
     ssm = boto3.client("ssm")
@@ -1037,8 +1038,9 @@ def test_token_age_is_the_current_values_age_not_the_last_writes(moto_aws: None)
         TokenDocument().evolve(current=generate_token()),
         current_since=ten_days_ago.strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
-    store.write(promoted)
-    store.write(promoted.evolve(pending=generate_token()))
+    fence = Fence("arn:execution", time.monotonic())
+    store.write(promoted, fence)
+    store.write(promoted.evolve(pending=generate_token()), fence)
 
     # Then the probe reports the current value's age, from the parameter's tag
     set_at = current_value_set_at(ssm, NAME)

@@ -3,7 +3,9 @@
 When is a holder's lock free for the next execution? When the holder can no longer change the
 target. A stopped or timed-out execution may still have a Lambda invocation under way (Step
 Functions does not end it), so its lock stays held for a grace longer than the function's
-timeout.
+timeout — except for a revoke, which preempts: it takes the lock from a less urgent running
+holder (or any stopped one), stops it, and from then on every write of the old holder is
+refused by the fence.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rotate.adapters import Lock, _LazyClients
-from rotate.errors import RotationInProgressError
+from originlock.sandbox.harness import install_stop_execution_details
+from rotate.adapters import FENCE_SEND_WITHIN_SECONDS, Fence, Lock, _LazyClients
+from rotate.errors import LockLostError, RotationInProgressError, StoreUnavailableError
 from rotate.settings import RotateSettings
 
 PARAMETER = "/originlock/lock-test/token"
@@ -26,6 +29,7 @@ DEFINITION = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", 
 
 @pytest.fixture
 def sfn(aws: None) -> Iterator[Any]:
+    install_stop_execution_details()  # as AWS: StopExecution records its error and cause
     with mock_aws():
         yield boto3.client("stepfunctions")
 
@@ -82,7 +86,9 @@ def test_a_holder_stopped_longer_than_the_grace_ago_is_taken_over(
 
     result = lock(grace=0).acquire(f"{state_machine}:next", {"mode": "rotate"})
 
-    assert result == {"acquired": True, "took_over": holder.rsplit(":", 1)[-1]}
+    assert result["acquired"] is True
+    assert result["took_over"] == holder.rsplit(":", 1)[-1]
+    assert result["preempted"] is None
     assert lock().holder() == f"{state_machine}:next"
 
 
@@ -93,3 +99,134 @@ def test_a_holder_that_no_longer_exists_is_taken_over(sfn: Any, state_machine: s
     result = lock().acquire(f"{state_machine}:next", {"mode": "rotate"})
 
     assert result["took_over"] == "gone"
+
+
+ROTATE = {"mode": "rotate", "trigger": "manual"}
+SCHEDULED = {"mode": "rotate", "trigger": "schedule"}
+REVOKE_ALL = {"mode": "revoke", "revoke": "all", "trigger": "manual"}
+REVOKE_PREVIOUS = {"mode": "revoke", "revoke": "previous", "trigger": "manual"}
+
+
+def running(sfn: Any, state_machine: str, detail: dict[str, Any]) -> str:
+    """A running execution that takes the lock with *detail* (its mode)."""
+    arn = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+    lock().acquire(arn, detail)
+    return arn
+
+
+@pytest.mark.parametrize(
+    ("held", "by"),
+    [(ROTATE, REVOKE_ALL), (ROTATE, REVOKE_PREVIOUS), (REVOKE_PREVIOUS, REVOKE_ALL)],
+    ids=["rotation-by-revoke-all", "rotation-by-revoke-previous", "revoke-previous-by-all"],
+)
+def test_a_revoke_preempts_a_less_urgent_running_holder(
+    sfn: Any, state_machine: str, held: dict[str, Any], by: dict[str, Any]
+) -> None:
+    # Given a running execution holding the lock
+    holder = running(sfn, state_machine, held)
+    revoke = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+
+    # When a more urgent revoke asks for it
+    result = lock().acquire(revoke, by)
+
+    # Then the revoke holds it at once, the holder is stopped with a named error saying by
+    # whom, and the workflow is told to settle (the holder's step may be under way)
+    assert result["acquired"] is True
+    assert result["preempted"]["execution"] == holder.rsplit(":", 1)[-1]
+    assert result["preempted"]["mode"] == held["mode"]
+    assert result["settle"] is True
+    assert lock().holder() == revoke
+    stopped = sfn.describe_execution(executionArn=holder)
+    assert stopped["status"] == "ABORTED"
+    assert stopped["error"] == "PreemptedError"
+    assert revoke.rsplit(":", 1)[-1] in stopped["cause"]
+
+
+@pytest.mark.parametrize(
+    ("held", "by"),
+    [(REVOKE_ALL, REVOKE_ALL), (REVOKE_ALL, REVOKE_PREVIOUS), (REVOKE_PREVIOUS, REVOKE_PREVIOUS)],
+    ids=["all-during-all", "previous-during-all", "previous-during-previous"],
+)
+def test_a_revoke_never_preempts_an_equal_or_more_urgent_one(
+    sfn: Any, state_machine: str, held: dict[str, Any], by: dict[str, Any]
+) -> None:
+    holder = running(sfn, state_machine, held)
+
+    with pytest.raises(RotationInProgressError, match="holds the lock"):
+        lock().acquire(f"{state_machine}:second", by)
+    assert lock().holder() == holder
+    assert sfn.describe_execution(executionArn=holder)["status"] == "RUNNING"
+
+
+@pytest.mark.parametrize("held", [ROTATE, REVOKE_ALL], ids=["rotation", "revoke"])
+def test_a_scheduled_rotation_yields_to_any_running_holder(
+    sfn: Any, state_machine: str, held: dict[str, Any]
+) -> None:
+    holder = running(sfn, state_machine, held)
+
+    result = lock().acquire(f"{state_machine}:scheduled", SCHEDULED)
+
+    assert result["acquired"] is False
+    assert "holds the lock" in result["skipped"]
+    assert lock().holder() == holder
+
+
+def test_a_manual_rotation_never_preempts(sfn: Any, state_machine: str) -> None:
+    holder = running(sfn, state_machine, ROTATE)
+
+    with pytest.raises(RotationInProgressError):
+        lock().acquire(f"{state_machine}:manual", ROTATE)
+    assert lock().holder() == holder
+
+
+def test_a_revoke_takes_over_a_holder_stopped_within_the_grace(
+    sfn: Any, state_machine: str
+) -> None:
+    # Given a rotation stopped by hand a moment ago (a rotation would wait 130 s)
+    holder = held_by(sfn, state_machine, stop=True)
+
+    # When a revoke asks for the lock, Then it takes it at once, and settles
+    result = lock().acquire(f"{state_machine}:revoke", REVOKE_ALL)
+    assert result["preempted"]["was_running"] is False
+    assert result["settle"] is True
+    assert lock().holder() == f"{state_machine}:revoke"
+    assert sfn.describe_execution(executionArn=holder)["status"] == "ABORTED"
+
+
+def test_a_preempted_holder_can_neither_write_nor_release(sfn: Any, state_machine: str) -> None:
+    # Given a rotation preempted by a revoke
+    holder = running(sfn, state_machine, ROTATE)
+    assert lock().fence(holder).execution_id == holder
+    revoke = running(sfn, state_machine, REVOKE_ALL)
+    assert lock().holder() == revoke
+
+    # Then its fence refuses every further write, naming the new holder
+    with pytest.raises(LockLostError, match=revoke.rsplit(":", 1)[-1]):
+        lock().fence(holder)
+    # and its release (its failure path) leaves the revoke's lock in place
+    assert lock().release(holder) is False
+    assert lock().holder() == revoke
+    assert lock().release(revoke) is True
+    assert lock().holder() is None
+
+
+def test_a_fence_goes_stale_after_its_send_window() -> None:
+    # Given a fence checked at t = 100
+    now = [100.0]
+    fence = Fence("arn:execution", 100.0, lambda: now[0])
+
+    # Then a write may be sent within the window, and is refused (retried after a fresh
+    # check) after it: a write must land soon after the check that allowed it
+    now[0] += FENCE_SEND_WITHIN_SECONDS
+    fence.ensure_fresh()
+    now[0] += 0.01
+    with pytest.raises(StoreUnavailableError, match="too old"):
+        fence.ensure_fresh()
+
+
+def test_the_cli_ranks_requests_as_the_lock_does() -> None:
+    # The CLI says what a revoke will preempt before it starts: the same order as the lock
+    from originlock.operations import PRIORITIES as CLI_PRIORITIES
+    from rotate.adapters import PRIORITIES
+
+    assert CLI_PRIORITIES == dict(PRIORITIES)
