@@ -25,10 +25,17 @@ where the failed run stopped (``the next run passed ...`` in the table). The fau
   rerun resumes with the staged value;
 * SSM throttled, then SSM not answering, for the authorizer's reads during 1.5 s: instances
   serve their last good copy (max staleness 20 s) and nothing is lost;
-* SSM unreachable for longer than a small max staleness (1.5 s): the authorizer fails closed
-  (403) from at most the staleness bound + API Gateway's TTL after the outage starts, and
-  accepts again within a refresh interval + the TTL after it ends. Those 403s are the
-  documented price; a request refused outside that window, or accepted inside it, is not.
+* SSM unreachable for longer than a small max staleness (1.5 s): the authorizer decides
+  nothing (the invocation fails: 500, which API Gateway does not cache) from at most the
+  staleness bound + API Gateway's TTL after the outage starts, and accepts again within its
+  retry backoff (at most the max age) after it ends. Those 500s are the documented price; a
+  request refused outside that window, accepted inside it, or refused with a cacheable 403, is
+  not;
+* SSM failing while the authorizer's instances are new (a configuration change starts fresh
+  ones: they have no copy): they fail the invocations (500, not cached) until SSM answers, and
+  lose nothing once it does. The same fault, in the same run, against the authorizer as it
+  was (a Deny when it could not read, which API Gateway caches) loses requests after SSM has
+  recovered, for the cache's TTL: the row shows both counts.
 
 ``python -m bench.faults`` runs it in a sandbox of its own; ``tests/e2e/test_faults.py``
 runs :func:`run_scenario` against the e2e sandbox and asserts the same table.
@@ -36,10 +43,11 @@ runs :func:`run_scenario` against the e2e sandbox and asserts the same table.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -98,7 +106,11 @@ FAULTS = (
     "SSM throttled (authorizer), within max staleness",
     "SSM not answering (authorizer), within max staleness",
     "SSM unreachable beyond max staleness",
+    "SSM failing for new instances",
 )
+# After SSM recovers, a new instance reads again within its retry interval; allow that and
+# the clients' own round trip.
+COLD_OUTAGE = 1.0
 
 
 @dataclass
@@ -338,7 +350,7 @@ class FaultScenario(Observer):
         sb = self.sandbox
         faults = sb.ssm_faults
         assert faults is not None
-        fault = FAULTS[-1]
+        fault = FAULTS[-2]
         self.phase(fault)
         before = faults.injected
         outage_start = time.monotonic()
@@ -352,28 +364,77 @@ class FaultScenario(Observer):
         phase = self.phases[-1]
         legit = self.records(phase, LEGIT)
         # No instance's last good read is older than the outage's start: beyond the
-        # staleness bound every one denies, and API Gateway serves a cached Allow for at most
-        # its TTL more. After the outage an instance reads again within a refresh interval
-        # and a cached Deny lives at most the TTL.
+        # staleness bound none decides (500, not cached), and API Gateway serves a cached
+        # Allow for at most its TTL more. After the outage an instance reads again within its
+        # retry backoff (at most the max age); nothing it refused was cached.
         closed_from = outage_start + SMALL_STALENESS + sb.timings.authorizer_ttl + SLACK
         reopen_by = (
-            outage_end + sb.timings.token_refresh_interval + sb.timings.authorizer_ttl + SLACK
+            outage_end + sb.timings.token_cache_max_age + sb.timings.token_refresh_interval + SLACK
         )
         inside = [r for r in legit if r.started >= closed_from and r.ended <= outage_end]
         accepted_inside = [r for r in inside if r.status == 200]
         window = [r for r in rejected(legit) if _overlaps(r, outage_start, reopen_by)]
         statuses = {r.status for r in window}
         tried = faults.injected - before
-        ok = bool(inside) and not accepted_inside and statuses <= {403}
+        ok = bool(inside) and not accepted_inside and statuses <= {500}
         return self.row(
             fault,
             tried,
             ok,
-            f"fail closed: {len(inside) - len(accepted_inside)}/{len(inside)} refused beyond "
-            f"the bound, {len(accepted_inside)} accepted; open again after the outage",
+            f"no decision (500, not cached): {len(inside) - len(accepted_inside)}/"
+            f"{len(inside)} failed beyond the bound, {len(accepted_inside)} accepted; open "
+            "again after the outage",
             [],
             window_lost=len(window),
         )
+
+    def cold_instances_during_an_outage(self) -> FaultRow:
+        """New instances meet an SSM outage; ours lose nothing once it ends, the authorizer
+        as it was (a cached Deny) loses requests for the TTL after it ends."""
+        sb = self.sandbox
+        faults = sb.ssm_faults
+        assert faults is not None
+        fault = FAULTS[-1]
+        self.phase(fault)
+        before = faults.injected
+        ours = self._cold_outage("ours")
+        with denying_when_uncertain():
+            baseline = self._cold_outage("as it was")
+        tried = faults.injected - before
+        ok = ours["lost_after"] == 0 and baseline["lost_after"] > 0 and ours["cached_403"] == 0
+        return self.row(
+            fault,
+            tried,
+            ok,
+            f"ours: {ours['during']} failed (500, uncached) during the outage, "
+            f"{ours['lost_after']} lost after it; the authorizer as it was (a cached Deny): "
+            f"{baseline['lost_after']} lost after SSM recovered",
+            [],
+            window_lost=ours["during"] + baseline["during"] + baseline["lost_after"],
+        )
+
+    def _cold_outage(self, label: str) -> dict[str, int]:
+        sb = self.sandbox
+        faults = sb.ssm_faults
+        assert faults is not None
+        faults.start("throttle", callers="authorizer")
+        try:
+            # Fresh instances (a configuration change), whose first reads fail
+            sb.update_function_env(sb.authorizer_function, {"ORIGINLOCK_FAULT": label})
+            started = time.monotonic()
+            time.sleep(COLD_OUTAGE)
+        finally:
+            faults.stop()
+        ended = time.monotonic()
+        time.sleep(RECOVERY + sb.timings.authorizer_ttl)
+        legit = [r for r in self.records(kind=LEGIT) if r.started >= started]
+        recovered = ended + sb.timings.token_refresh_interval + SLACK
+        after = [r for r in rejected(legit) if r.started >= recovered]
+        return {
+            "during": len([r for r in rejected(legit) if r.started < recovered]),
+            "lost_after": len(after),
+            "cached_403": sum(1 for r in rejected(legit) if r.status == 403),
+        }
 
     # -- all -------------------------------------------------------------------------------------
     def play(self) -> list[FaultRow]:
@@ -401,7 +462,28 @@ class FaultScenario(Observer):
         self.ssm_outage(FAULTS[-2], "timeout")
         self._authorizer_staleness(SMALL_STALENESS)
         self.ssm_beyond_staleness()
+        self._authorizer_staleness(SHORT_STALENESS)
+        self.cold_instances_during_an_outage()
         return self.rows
+
+
+@contextlib.contextmanager
+def denying_when_uncertain() -> Iterator[None]:
+    """The authorizer as it was, for the comparison row only: where it cannot be certain (no
+    copy, or one it could not refresh) it denies, and API Gateway caches that Deny."""
+    from authorizer.cache import AcceptedSetCache, Decision
+
+    decide = AcceptedSetCache.decide
+
+    def old(self: AcceptedSetCache, presented: bytes, deadline: float | None = None) -> Decision:
+        decision = decide(self, presented, deadline)
+        return decision if decision.certain else Decision(False, reason="no_match")
+
+    AcceptedSetCache.decide = old  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        AcceptedSetCache.decide = decide  # type: ignore[method-assign]
 
 
 def _overlaps(record: Sent, start: float, end: float) -> bool:

@@ -6,12 +6,14 @@
    no header, and random values.
 3. Run a scheduled rotation (the input EventBridge Scheduler sends), a manual rotation
    (``originlock rotate``), then leak the current value to an attacker who replays it, and
-   run an emergency ``revoke all``.
-4. Report per phase what legitimate traffic lost (nothing, outside the revoke-all window,
+   run an emergency ``revoke all``; then start another rotation, leak again while it waits
+   for CloudFront's deployment, and revoke all at once: the revoke preempts the rotation.
+4. Report per phase what legitimate traffic lost (nothing, outside the revoke-all windows,
    whose 403s are the documented price of an emergency and are counted apart), what the
-   attackers got (nothing), when the revoked value stopped working (the measured bound R
-   against the stated one), the authorizer's latency, SSM reads, and per rotation the state
-   transitions and Lambda invocations. Exit 1 if an invariant broke.
+   attackers got (nothing), when each revoked value stopped working counted from the revoke
+   command (the measured bound R against the stated one), the authorizer's latency, SSM reads
+   (against SSM's quota, which the sandbox applies to every caller), and per execution the
+   state transitions and Lambda invocations. Exit 1 if an invariant broke.
 
 All traffic goes to 127.0.0.1. The leaked value is held in memory only: the report, the
 narration and the functions' output are scanned for every value the parameter ever held.
@@ -39,8 +41,15 @@ from originlock.traffic import Traffic, status_counts, within
 NO_HEADER = "no header"
 RANDOM = "random value"
 REPLAY = "replayed revoked value"
+REPLAY_PREEMPT = "replayed value revoked during a rotation"
 ATTACKS = (NO_HEADER, RANDOM)
 REVOKE_PHASE = "revoke all"
+PREEMPT_PHASE = "revoke during a rotation"
+# Phases whose legitimate refusals are the documented price of revoke all (edges not yet
+# switched send the revoked value): counted apart.
+REVOKE_PHASES = (REVOKE_PHASE, PREEMPT_PHASE)
+# The states in which the demo's second rotation is preempted: waiting for CloudFront.
+DEPLOY_WAIT_STATES = ("CheckDeployed", "IsDeployed", "WaitForDeployment")
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,11 @@ class Scenario(Observer):
     blog: dict[str, int] = field(default_factory=dict)
     revoke_started: float = 0.0
     revoke_ended: float = 0.0
+    # The revoke that preempted a rotation: when it was requested, when it ended, and the
+    # rotation's outcome.
+    preempt_started: float = 0.0
+    preempt_ended: float = 0.0
+    preempted: operations.Outcome | None = None
 
     # -- steps ---------------------------------------------------------------------------
     def blog_test(self) -> None:
@@ -123,6 +137,20 @@ class Scenario(Observer):
         )
         return run
 
+    def _replay(self, kind: str, leaked: str, until: float) -> None:
+        header = self.sandbox.header_name
+        self.traffic.start(
+            kind,
+            0,
+            f"{self.sandbox.api_url}/orders",
+            self.settings.replay_interval,
+            lambda: {header: leaked},
+            until=until,
+        )
+
+    def _start_revoke_all(self, reason: str) -> str:
+        return operations.start(self.target, "revoke", scope="all", reason=reason).execution_arn
+
     def leak_and_revoke(self) -> None:
         sb, s = self.sandbox, self.settings
         # The attacker has the current value (read here as a leak would give it: in memory).
@@ -130,23 +158,11 @@ class Scenario(Observer):
         assert leaked is not None
         bound = sb.timings.revoke_bound()
         self.revoke_started = time.monotonic()
-        header = sb.header_name
-        self.traffic.start(
-            REPLAY,
-            0,
-            f"{sb.api_url}/orders",
-            s.replay_interval,
-            lambda: {header: leaked},
-            until=self.revoke_started + bound + s.tail,
-        )
+        self._replay(REPLAY, leaked, self.revoke_started + bound + s.tail)
         self.say("  the current value leaked: an attacker replays it straight at the API")
         self.run(
             "emergency revoke all",
-            lambda: (
-                operations.start(
-                    self.target, "revoke", scope="all", reason="demo: the current value leaked"
-                ).execution_arn
-            ),
+            lambda: self._start_revoke_all("demo: the current value leaked"),
         )
         self.revoke_ended = time.monotonic()
         self.phase("after the revoke")
@@ -155,6 +171,38 @@ class Scenario(Observer):
             f"  watching the replay until the stated bound R = {bound:.0f} s has passed"
             f" ({max(remaining, 0):.0f} s more)"
         )
+        time.sleep(max(remaining, s.pause))
+
+    def revoke_during_rotation(self) -> None:
+        """A rotation waits for CloudFront; the current value leaks; ``revoke all`` at once."""
+        sb, s = self.sandbox, self.settings
+        rotation = operations.start(self.target, "rotate", reason="demo: preempted by a revoke")
+        deadline = time.monotonic() + s.execution_timeout
+        while operations.current_state(self.target, rotation.execution_arn) not in (
+            DEPLOY_WAIT_STATES
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the rotation never reached its deployment wait")
+            time.sleep(self.watch_interval)
+        self.say(f"  {rotation.name} waits for CloudFront's deployment")
+        leaked = operations.read_document(self.target).current
+        assert leaked is not None
+        bound = sb.timings.revoke_bound(preempting=True)
+        self.preempt_started = time.monotonic()
+        self._replay(REPLAY_PREEMPT, leaked, self.preempt_started + bound + s.tail)
+        self.say("  the current value leaked: revoke all now, without waiting for the rotation")
+        self.run(
+            "revoke all during a rotation",
+            lambda: self._start_revoke_all("demo: leaked during a rotation"),
+        )
+        self.preempt_ended = time.monotonic()
+        self.preempted = operations.outcome(self.target, rotation.execution_arn)
+        self.say(
+            f"  {rotation.name}: {self.preempted.status}"
+            + (f" ({self.preempted.cause})" if self.preempted.cause else "")
+        )
+        self.phase("after the preempting revoke")
+        remaining = self.preempt_started + bound + s.tail - time.monotonic()
         time.sleep(max(remaining, s.pause))
 
     def play(self) -> None:
@@ -183,6 +231,10 @@ class Scenario(Observer):
         self.say("emergency: revoke all (originlock revoke all --yes)")
         self.phase(REVOKE_PHASE)
         self.leak_and_revoke()
+        time.sleep(s.pause)
+        self.say("emergency during a rotation: revoke all preempts it")
+        self.phase(PREEMPT_PHASE)
+        self.revoke_during_rotation()
         self.phase("")
         self.traffic.stop()
 
@@ -211,8 +263,8 @@ def build_report(scenario: Scenario) -> dict[str, Any]:
                 "ssm_reads": phase.ssm_reads,
             }
         )
-    legit_outside = sum(p["legit_rejected"] for p in phases if p["phase"] != REVOKE_PHASE)
-    legit_window = sum(p["legit_rejected"] for p in phases if p["phase"] == REVOKE_PHASE)
+    legit_outside = sum(p["legit_rejected"] for p in phases if p["phase"] not in REVOKE_PHASES)
+    legit_window = sum(p["legit_rejected"] for p in phases if p["phase"] in REVOKE_PHASES)
     attacks = [r for r in records if r.kind in ATTACKS]
     replays = [r for r in records if r.kind == REPLAY]
     accepted_replays = [r for r in replays if r.status == 200]
@@ -222,6 +274,12 @@ def build_report(scenario: Scenario) -> dict[str, Any]:
         else 0.0
     )
     after_bound = [r for r in accepted_replays if r.ended > scenario.revoke_started + bound]
+    preempt = _revoke_figures(
+        [r for r in records if r.kind == REPLAY_PREEMPT],
+        scenario.preempt_started,
+        sb.timings.revoke_bound(preempting=True),
+    )
+    rotation = scenario.preempted
     latency = sb.latency_ms()
     api = sb.api
     assert api is not None and sb.lambdas is not None
@@ -242,7 +300,13 @@ def build_report(scenario: Scenario) -> dict[str, Any]:
             "requests": sum(1 for r in records if r.kind == LEGIT),
             "rejected_outside_revoke_window": legit_outside,
             "rejected_in_revoke_window": legit_window,
-            "revoke_window_s": round(scenario.revoke_ended - scenario.revoke_started, 2),
+            "revoke_window_s": round(
+                scenario.revoke_ended
+                - scenario.revoke_started
+                + scenario.preempt_ended
+                - scenario.preempt_started,
+                2,
+            ),
         },
         "attacker": {
             "requests": len(attacks),
@@ -256,6 +320,12 @@ def build_report(scenario: Scenario) -> dict[str, Any]:
             "accepted": len(accepted_replays),
             "accepted_after_bound": len(after_bound),
         },
+        "revoke_during_rotation": {
+            **preempt,
+            "preempted_rotation": rotation.name if rotation else None,
+            "preempted_status": rotation.status if rotation else None,
+            "preempted_cause": rotation.cause if rotation else None,
+        },
         "authorizer": {
             "invocations": sb.authorizer_invocations,
             "p50_ms": latency["p50_ms"],
@@ -268,6 +338,10 @@ def build_report(scenario: Scenario) -> dict[str, Any]:
         "ssm": {
             "get_parameter_reads": sb.ssm_reads,
             "per_second": round(sb.ssm_reads / duration, 2) if duration else None,
+            # Every caller's reads in the account, against the quota the sandbox applies.
+            "peak_reads_in_a_second": sb.ssm_quota.peak() if sb.ssm_quota else None,
+            "quota_per_second": sb.timings.ssm_quota,
+            "throttled": sb.ssm_quota.throttled if sb.ssm_quota else None,
         },
         "rotations": [run.to_json() for run in scenario.runs],
         "seconds": round(duration, 1),
@@ -291,6 +365,15 @@ def build_report(scenario: Scenario) -> dict[str, Any]:
         broken.append(f"the revoked value was accepted {len(after_bound)} times after R")
     if not replays:
         broken.append("the revoked value was never replayed")
+    if preempt["accepted_after_bound"]:
+        broken.append(
+            f"the value revoked during a rotation was accepted {preempt['accepted_after_bound']}"
+            " times after R"
+        )
+    if not preempt["replayed"]:
+        broken.append("the value revoked during a rotation was never replayed")
+    if rotation is None or rotation.status != "ABORTED":
+        broken.append("the revoke did not preempt the running rotation")
     broken += [
         f"{run.label} ended {run.outcome.status}"
         + (f" at step {run.outcome.failed_step}" if run.outcome.failed_step else "")
@@ -302,6 +385,19 @@ def build_report(scenario: Scenario) -> dict[str, Any]:
     report["broken"] = broken
     report["ok"] = not broken
     return report
+
+
+def _revoke_figures(replays: list[Any], requested: float, bound: float) -> dict[str, Any]:
+    """When a revoked value was last accepted, counted from the revoke's request."""
+    accepted = [r for r in replays if r.status == 200]
+    last = max((r.ended for r in accepted), default=requested)
+    return {
+        "stated_bound_s": bound,
+        "measured_bound_s": round(last - requested, 2),
+        "replayed": len(replays),
+        "accepted": len(accepted),
+        "accepted_after_bound": sum(1 for r in accepted if r.ended > requested + bound),
+    }
 
 
 def scan_for_secrets(scenario: Scenario, texts: list[str]) -> dict[str, int]:
@@ -366,7 +462,7 @@ def report_view(console: Console, report: dict[str, Any]) -> None:
         table.add_column(column, justify="left" if column == "Phase" else "right")
     for phase in report["phases"]:
         table.add_row(
-            phase["phase"] + (" *" if phase["phase"] == REVOKE_PHASE else ""),
+            phase["phase"] + (" *" if phase["phase"] in REVOKE_PHASES else ""),
             f"{phase['seconds']:.1f}",
             str(phase["legit_requests"]),
             str(phase["legit_rejected"]),
@@ -404,6 +500,14 @@ def report_view(console: Console, report: dict[str, Any]) -> None:
         f"(stated bound R = {revoke['stated_bound_s']:.0f} s); "
         f"accepted after R: {revoke['accepted_after_bound']} of {revoke['replayed']} replays",
     )
+    during = report["revoke_during_rotation"]
+    facts.add_row(
+        "Revoked during a rotation",
+        f"{during['preempted_rotation']} {during['preempted_status']}; the value was last "
+        f"accepted {during['measured_bound_s']:.1f} s after the command (stated bound R = "
+        f"{during['stated_bound_s']:.0f} s); accepted after R: {during['accepted_after_bound']}"
+        f" of {during['replayed']} replays",
+    )
     facts.add_row(
         "Authorizer",
         f"{auth['invocations']} invocations: warm p50 {_ms(auth['p50_ms'])}, "
@@ -414,10 +518,13 @@ def report_view(console: Console, report: dict[str, Any]) -> None:
         "API Gateway cache",
         f"{auth['api_gateway_cache_hits']} requests answered without invoking the authorizer",
     )
+    ssm = report["ssm"]
     facts.add_row(
         "SSM",
-        f"{report['ssm']['get_parameter_reads']} GetParameter reads "
-        f"({report['ssm']['per_second']}/s; the default quota is 40/s)",
+        f"{ssm['get_parameter_reads']} GetParameter reads of the token "
+        f"({ssm['per_second']}/s); every caller at most {ssm['peak_reads_in_a_second']} in a "
+        f"second, against the account's quota of {ssm['quota_per_second']:.0f}/s "
+        f"({ssm['throttled']} throttled)",
     )
     for run in report["rotations"]:
         facts.add_row(

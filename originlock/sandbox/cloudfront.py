@@ -6,7 +6,12 @@ custom headers of the configuration *that edge* serves at that moment (the harne
 ``UpdateDistribution`` each edge switches at its own random moment in the deploy window,
 so during ``InProgress`` some edges send the old value and some the new one, as on AWS.
 Like CloudFront, an edge replaces a viewer's header of the same name as an origin custom
-header: a viewer cannot choose the value the origin sees.
+header: a viewer cannot choose the value the origin sees. And like CloudFront, an edge caches
+an error the origin answers a ``GET``/``HEAD`` with (per edge and URL) for the configuration's
+error caching minimum TTL — 10 s for a status without a custom error response; 400, 403, 412
+and 415 only when the origin sends ``Cache-Control: max-age`` — and serves it from its cache
+meanwhile (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/HTTPStatusCodes.html).
+The CDK app sets every custom error response's TTL to 0, so nothing is cached.
 
 The edge hands the origin request to the local API Gateway's handler in process, the same
 handler that serves the API URL: what the authorizer sees (the event, the header, API Gateway's
@@ -18,7 +23,10 @@ throughput on two cores.
 from __future__ import annotations
 
 import os
+import re
 import threading
+import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from werkzeug.wrappers import Request, Response
@@ -37,6 +45,30 @@ _DROPPED = {
     "upgrade",
     "content-length",
 }
+
+
+# CloudFront caches these from the origin whatever the headers, the others below only with a
+# Cache-Control max-age (or s-maxage).
+ALWAYS_CACHED_ERRORS = frozenset({404, 405, 414, 500, 501, 502, 503, 504})
+CACHED_WITH_MAX_AGE = frozenset({400, 403, 412, 415})
+DEFAULT_ERROR_CACHING_MIN_TTL = 10.0
+_MAX_AGE = re.compile(r"(?:s-)?max-age=(\d+)")
+
+
+@dataclass(frozen=True)
+class CachedError:
+    status: int
+    body: bytes
+    content_type: str
+    expires_at: float
+
+
+def error_ttl(status: int, cache_control: str, configured: dict[int, float]) -> float:
+    """How long CloudFront keeps an origin's error answer in an edge cache (0: not at all)."""
+    ages = [int(age) for age in _MAX_AGE.findall(cache_control or "")]
+    if status in ALWAYS_CACHED_ERRORS or (status in CACHED_WITH_MAX_AGE and ages):
+        return max(configured.get(status, DEFAULT_ERROR_CACHING_MIN_TTL), *ages, 0)
+    return 0.0
 
 
 class Origin(Protocol):
@@ -86,6 +118,10 @@ class LocalCloudFront:
         self.edges = [Edge(i, url) for i, url in enumerate(self.server.urls)]
         self._by_port = {str(edge.url.rsplit(":", 1)[1]): edge for edge in self.edges}
         self._lock = threading.Lock()
+        # (edge, method, URL) -> an error answer that edge serves from its cache.
+        self._errors: dict[tuple[int, str, str], CachedError] = {}
+        self.errors_served_from_cache = 0
+        self.clock = time.monotonic
 
     @property
     def urls(self) -> list[str]:
@@ -105,6 +141,17 @@ class LocalCloudFront:
     def forward(self, edge: Edge, request: Request) -> Response:
         with self._lock:
             edge.requests += 1
+        cacheable = request.method in ("GET", "HEAD")
+        key = (edge.index, request.method, request.full_path)
+        if cacheable:
+            cached = self._cached_error(key)
+            if cached is not None:
+                return Response(
+                    cached.body,
+                    status=cached.status,
+                    content_type=cached.content_type,
+                    headers={"X-Cache": "Error from cloudfront", "X-Amz-Cf-Pop": edge.pop},
+                )
         custom = self.origin_headers(edge.index)
         headers = {
             name: value
@@ -137,10 +184,40 @@ class LocalCloudFront:
                 content_type="text/html",
                 headers={"X-Cache": "Error from cloudfront", "X-Amz-Cf-Pop": edge.pop},
             )
+        if cacheable and response.status_code >= 400:
+            self._maybe_cache_error(key, edge.index, response)
         response.headers["X-Cache"] = "Miss from cloudfront"
         response.headers["X-Amz-Cf-Pop"] = edge.pop
         response.headers["Via"] = headers["Via"]
         return response
+
+    def _cached_error(self, key: tuple[int, str, str]) -> CachedError | None:
+        with self._lock:
+            cached = self._errors.get(key)
+            if cached is None:
+                return None
+            if cached.expires_at <= self.clock():
+                del self._errors[key]
+                return None
+            self.errors_served_from_cache += 1
+            return cached
+
+    def _maybe_cache_error(self, key: tuple[int, str, str], edge: int, response: Response) -> None:
+        configured = (
+            self.behaviour.edge_rollout(self.distribution_id, edge).error_ttls
+            if self.distribution_id is not None
+            else {}
+        )
+        ttl = error_ttl(response.status_code, response.headers.get("Cache-Control", ""), configured)
+        if ttl <= 0:
+            return
+        with self._lock:
+            self._errors[key] = CachedError(
+                response.status_code,
+                response.get_data(),
+                response.content_type or "text/plain",
+                self.clock() + ttl,
+            )
 
     def wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
         edge = self._by_port[str(environ["SERVER_PORT"])]

@@ -40,7 +40,7 @@ from infra.constants import SCHEDULE_INPUT
 from originlock.sandbox import harness
 from originlock.sandbox.apigateway import LocalApiGateway
 from originlock.sandbox.cloudfront import LocalCloudFront
-from originlock.sandbox.faults import SsmFaults
+from originlock.sandbox.faults import SsmFaults, SsmQuota
 from originlock.sandbox.lambdas import SandboxLambda
 from originlock.sandbox.output import OutputCapture, ThreadOutput
 from originlock.sandbox.servers import LOOPBACK, moto_server
@@ -90,6 +90,12 @@ class SandboxTimings:
     token_max_staleness:
         How long an authorizer instance that cannot read SSM serves its last good copy
         (``TOKEN_MAX_STALENESS_SECONDS``); ``None``: the function's default (900 s).
+    fence_settle:
+        How long a revoke that preempted an execution whose step was under way waits before
+        it reads or writes (``FENCE_SETTLE_SECONDS``; 20 s on AWS).
+    ssm_quota:
+        SSM's GetParameter/GetParameters quota, one token bucket for every caller in the
+        account (AWS's default: 40 per second).
     """
 
     deploy_window: tuple[float, float] = (1.0, 3.0)
@@ -102,6 +108,8 @@ class SandboxTimings:
     deploy_timeout: float = 60.0
     task_budget: float = 1.0
     token_max_staleness: float | None = None
+    fence_settle: float = 1.0
+    ssm_quota: float = 40.0
 
     @property
     def stage_wait(self) -> float:
@@ -115,12 +123,13 @@ class SandboxTimings:
         (``REVOKE_STAGE_WAIT_SECONDS``)."""
         return self.token_refresh_interval + self.margin
 
-    def revoke_bound(self, *, retries: bool = False) -> float:
-        """R: the longest a revoked value can still be accepted after a revoke-all starts.
+    def revoke_bound(self, *, retries: bool = False, preempting: bool = False) -> float:
+        """R: the longest a revoked value can still be accepted after a revoke-all is requested.
 
         Derived from ``statemachine/rotation.asl.json`` (:mod:`originlock.retry_budget`): the
-        new document is written once the tasks up to ``RevokeAll`` (five) have run and the
-        emergency stage wait has passed; after that an authorizer instance may allow a
+        new document is written once the tasks up to ``RevokeAll`` have run and the emergency
+        stage wait has passed (with *preempting*: after the fence settle too, and the lock
+        taken a second time); after that an authorizer instance may allow a
         removed value until its copy is ``token_cache_max_age`` old, and API Gateway may
         serve that Allow from its cache for ``authorizer_ttl`` more. The instance
         replacement and the cache reset that follow usually end it much sooner; this bound
@@ -134,8 +143,11 @@ class SandboxTimings:
         """
         from originlock.retry_budget import revoke_budget
 
-        return revoke_budget("all").bound(
-            settings={"stage_wait_seconds": math.ceil(self.revoke_stage_wait)},
+        return revoke_budget("all", preempting=preempting).bound(
+            settings={
+                "stage_wait_seconds": math.ceil(self.revoke_stage_wait),
+                "fence_settle_seconds": math.ceil(self.fence_settle),
+            },
             invocation_seconds=self.task_budget,
             after_write_seconds=self.token_cache_max_age + self.authorizer_ttl,
             retries=retries,
@@ -150,6 +162,7 @@ class SandboxTimings:
             "DEPLOY_TIMEOUT_SECONDS": f"{self.deploy_timeout}",
             "AUTHORIZER_REFRESH_INTERVAL_SECONDS": f"{self.token_refresh_interval}",
             "AUTHORIZER_MAX_AGE_SECONDS": f"{self.token_cache_max_age}",
+            "FENCE_SETTLE_SECONDS": f"{self.fence_settle}",
         }
 
     def authorizer_env(self) -> dict[str, str]:
@@ -264,6 +277,7 @@ class Sandbox:
         self.output: ThreadOutput | None = None
         self.ssm_counter: SsmReadCounter | None = None
         self.ssm_faults: SsmFaults | None = None
+        self.ssm_quota: SsmQuota | None = None
         self.session: Any = None
 
     # -- lifecycle ---------------------------------------------------------------
@@ -365,6 +379,9 @@ class Sandbox:
         self.ssm_faults = SsmFaults(self.deployment.parameter_name)
         self.ssm_faults.install()
         stack.callback(self.ssm_faults.uninstall)
+        self.ssm_quota = SsmQuota(self.timings.ssm_quota)
+        self.ssm_quota.install()
+        stack.callback(self.ssm_quota.uninstall)
         stack.callback(self._finish_executions)
 
         self.api.configure(self.deployment.api_id, self.deployment.authorizer_function)
@@ -673,6 +690,8 @@ class Sandbox:
         self.update_function_env(self.rotate_function, dict(timings.rotate_env()))
         self.edges.deploy_window = timings.deploy_window
         self.api.ttl = timings.authorizer_ttl
+        if self.ssm_quota is not None:
+            self.ssm_quota.rate = self.ssm_quota.burst = timings.ssm_quota
         self.timings = timings
 
     def prewarm_authorizer(self, count: int) -> int:

@@ -96,6 +96,8 @@ def test_demo_json_prints_the_report_as_one_object(tmp_path: Path) -> None:
         "manual rotation",
         "revoke all",
         "after the revoke",
+        "revoke during a rotation",
+        "after the preempting revoke",
     ]
     assert report["legit"]["requests"] > 0
     assert report["legit"]["rejected_outside_revoke_window"] == 0
@@ -103,7 +105,8 @@ def test_demo_json_prints_the_report_as_one_object(tmp_path: Path) -> None:
     revoke = report["revoke"]
     assert revoke["replayed"] > 0 and revoke["accepted_after_bound"] == 0
     assert 0 <= revoke["measured_bound_s"] <= revoke["stated_bound_s"]
-    assert [run["status"] for run in report["rotations"]] == ["SUCCEEDED"] * 3
+    assert [run["status"] for run in report["rotations"]] == ["SUCCEEDED"] * 4
+    assert report["revoke_during_rotation"]["preempted_status"] == "ABORTED"
     assert report["secrets"]["found"] == 0 and report["secrets"]["values_checked"] > 0
     assert report["total_seconds"] > 0
 

@@ -11,7 +11,15 @@ from typing import Any, cast
 
 import pytest
 
-from originlock.demo import NO_HEADER, REPLAY, REVOKE_PHASE, Scenario, build_report
+from originlock.demo import (
+    NO_HEADER,
+    PREEMPT_PHASE,
+    REPLAY,
+    REPLAY_PREEMPT,
+    REVOKE_PHASE,
+    Scenario,
+    build_report,
+)
 from originlock.observe import LEGIT, Phase
 from originlock.traffic import Sent
 
@@ -24,9 +32,27 @@ class FakeTimings:
     authorizer_ttl: float = 2.0
     token_cache_max_age: float = 3.0
     token_refresh_interval: float = 0.5
+    ssm_quota: float = 40.0
 
-    def revoke_bound(self) -> float:
-        return 11.0
+    def revoke_bound(self, preempting: bool = False) -> float:
+        return 13.0 if preempting else 11.0
+
+
+@dataclass
+class FakeQuota:
+    throttled: int = 0
+
+    def peak(self) -> int:
+        return 3
+
+
+@dataclass
+class FakeOutcome:
+    """The preempted rotation, as ``operations.outcome`` returns it."""
+
+    name: str = "manual-rotate-1"
+    status: str = "ABORTED"
+    cause: str = "preempted by revoke all (execution manual-revoke-all-1)"
 
 
 @dataclass
@@ -48,6 +74,7 @@ class FakeSandbox:
     authorizer_function: str = "authorizer"
     authorizer_invocations: int = 10
     ssm_reads: int = 4
+    ssm_quota: FakeQuota = field(default_factory=FakeQuota)
 
     def latency_ms(self) -> dict[str, Any]:
         return {"p50_ms": 0.5, "p99_ms": 2.0, "cold_starts": 1, "cold_p50_ms": 40.0}
@@ -74,15 +101,24 @@ class FakeScenario:
                 Sent(NO_HEADER, 0, 0.5, 0.6, 401),
                 Sent(REPLAY, 0, 10.5, 10.6, 200),  # before R (revoke started at 10)
                 Sent(REPLAY, 0, 12.0, 12.1, 403),
+                Sent(REPLAY_PREEMPT, 0, 30.5, 30.6, 200),  # before R (requested at 30)
+                Sent(REPLAY_PREEMPT, 0, 33.0, 33.1, 403),
             ]
         )
     )
     phases: list[Phase] = field(
-        default_factory=lambda: [Phase("steady", 0.0, 10.0), Phase(REVOKE_PHASE, 10.0, 25.0)]
+        default_factory=lambda: [
+            Phase("steady", 0.0, 10.0),
+            Phase(REVOKE_PHASE, 10.0, 25.0),
+            Phase(PREEMPT_PHASE, 30.0, 45.0),
+        ]
     )
     runs: list[Any] = field(default_factory=list)
     revoke_started: float = 10.0
     revoke_ended: float = 14.0
+    preempt_started: float = 30.0
+    preempt_ended: float = 34.0
+    preempted: Any = field(default_factory=FakeOutcome)
 
 
 def report_of(blog: dict[str, int]) -> dict[str, Any]:
