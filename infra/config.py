@@ -13,6 +13,10 @@ _HEADER = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+$")
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 _PARAMETER = re.compile(r"^[A-Za-z0-9_.\-/]{1,1011}$")
+# A CloudFormation stack name; 55 characters at most, because the schedule is named
+# "<stack name>-rotation" and EventBridge Scheduler allows 64.
+_STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,54}$")
+TOKEN_SOURCES = ("extension", "sdk")
 
 
 class ConfigError(ValueError):
@@ -71,6 +75,7 @@ class AppConfig:
     deploy_timeout_seconds: int
     authorizer_cache_ttl_seconds: int
     authorizer_reserved_concurrency: int
+    authorizer_token_source: str
     authorizer_token_max_age_seconds: int
     authorizer_refresh_interval_seconds: int
     backend_url: str
@@ -88,6 +93,12 @@ class AppConfig:
             value = lookup(key)
             return CONTEXT_DEFAULTS[key] if value is None else value
 
+        stack_name = _str(get("stackName"))
+        if not _STACK_NAME.match(stack_name):
+            raise ConfigError(
+                "context stackName must start with a letter, hold only letters, digits and "
+                f"hyphens, and be at most 55 characters long: {stack_name!r}"
+            )
         header = _str(get("headerName")).lower()
         if not _HEADER.match(header):
             raise ConfigError(f"context headerName is not a valid header name: {header!r}")
@@ -124,8 +135,13 @@ class AppConfig:
             raise ConfigError(
                 "context authorizerRefreshIntervalSeconds exceeds authorizerTokenMaxAgeSeconds"
             )
+        token_source = _str(get("authorizerTokenSource")).lower()
+        if token_source not in TOKEN_SOURCES:
+            raise ConfigError(
+                f"context authorizerTokenSource must be extension or sdk, got {token_source!r}"
+            )
         return cls(
-            stack_name=_str(get("stackName")),
+            stack_name=stack_name,
             account=_str(get("account")),
             region=_str(get("region")),
             header_name=header,
@@ -147,6 +163,7 @@ class AppConfig:
             authorizer_reserved_concurrency=_int(
                 "authorizerReservedConcurrency", get("authorizerReservedConcurrency"), 0, 10000
             ),
+            authorizer_token_source=token_source,
             authorizer_token_max_age_seconds=token_max_age,
             authorizer_refresh_interval_seconds=refresh,
             backend_url=backend,

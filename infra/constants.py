@@ -79,7 +79,9 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "pollIntervalSeconds": 30,
     "deployTimeoutSeconds": 1800,
     "authorizerCacheTtlSeconds": 300,
-    "authorizerReservedConcurrency": 50,
+    # 0: no reservation (a reservation must leave 100 unreserved in the account).
+    "authorizerReservedConcurrency": 0,
+    "authorizerTokenSource": "extension",
     "authorizerTokenMaxAgeSeconds": 60,
     "authorizerRefreshIntervalSeconds": 1,
     "backendUrl": "",

@@ -3,7 +3,8 @@
 * ``synth``: cdk.json's defaults in eu-west-1 (so the web ACL crosses regions),
   with an alarm e-mail.
 * ``variant``: no WAF, a customer managed key, an existing backend URL, a cron
-  schedule, no reserved concurrency, and no region at all (the offline fallback).
+  schedule, a reserved concurrency for the authorizer, which reads its parameter
+  with the SDK (no extension layer), and no region at all (the offline fallback).
 * ``defaults``: cdk.json's context unchanged, as ``make synth`` runs it: no account,
   no region, WAF on, so both stacks land in us-east-1 and the web ACL's ARN travels
   as a plain export instead of CDK's cross-region reader.
@@ -43,7 +44,8 @@ VARIANT_CONTEXT = {
     "backendUrl": "https://backend.example.com/app",
     "rotationSchedule": "cron(0 3 ? * MON *)",
     "tokenMaxAgeSeconds": "1209600",
-    "authorizerReservedConcurrency": "0",
+    "authorizerReservedConcurrency": "25",
+    "authorizerTokenSource": "sdk",
 }
 
 

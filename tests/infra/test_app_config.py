@@ -35,6 +35,9 @@ def test_defaults() -> None:
     # Twice the schedule.
     assert defaults.token_max_age_seconds == 14 * 86400
     assert defaults.lock_parameter_name == "/originlock/origin-token.lock"
+    # No reservation: a new account's concurrency quota could not grant one.
+    assert defaults.authorizer_reserved_concurrency == 0
+    assert defaults.authorizer_token_source == "extension"
 
 
 def test_command_line_strings_are_parsed() -> None:
@@ -51,6 +54,12 @@ def test_command_line_strings_are_parsed() -> None:
     assert parsed.token_max_age_seconds == 2 * 86400
 
 
+def test_authorizer_settings_from_the_command_line() -> None:
+    parsed = config(authorizerReservedConcurrency="100", authorizerTokenSource="SDK")
+    assert parsed.authorizer_reserved_concurrency == 100
+    assert parsed.authorizer_token_source == "sdk"
+
+
 @pytest.mark.parametrize(
     ("context", "message"),
     [
@@ -64,6 +73,11 @@ def test_command_line_strings_are_parsed() -> None:
         ({"kmsKeyArn": "arn:aws:kms:eu-west-1:1:key/x", "createKey": True}, "mutually"),
         ({"backendUrl": "ftp://backend"}, "backendUrl"),
         ({"authorizerRefreshIntervalSeconds": 120}, "authorizerRefreshIntervalSeconds"),
+        ({"authorizerTokenSource": "ssm"}, "authorizerTokenSource"),
+        ({"authorizerReservedConcurrency": "-1"}, "authorizerReservedConcurrency"),
+        ({"stackName": "1-starts-with-a-digit"}, "stackName"),
+        ({"stackName": "has_underscore"}, "stackName"),
+        ({"stackName": "S" * 56}, "stackName"),
     ],
 )
 def test_bad_context_is_refused_by_name(context: dict[str, Any], message: str) -> None:
