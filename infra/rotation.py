@@ -68,6 +68,7 @@ class RotationWorkflow(Construct):
         distribution_id: str,
         distribution_arn: str,
         cloudfront_url: str,
+        web_acl_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         # A literal name: the rotate function's policy names this state machine's
@@ -108,7 +109,7 @@ class RotationWorkflow(Construct):
         )
         if token.key is not None:
             self.rotate.function.add_environment("KMS_KEY_ID", token.key.key_arn)
-        self._grant_rotate(token, api, distribution_arn)
+        self._grant_rotate(token, api, distribution_arn, web_acl_arn)
 
         self.log_group = logs.LogGroup(
             self,
@@ -165,6 +166,7 @@ class RotationWorkflow(Construct):
         token: TokenParameter,
         api: LockdownApi,
         distribution_arn: str,
+        web_acl_arn: str | None,
     ) -> None:
         role = self.rotate.role
         token.grant_read_write(role)
@@ -188,6 +190,13 @@ class RotationWorkflow(Construct):
                 resources=[distribution_arn],
             )
         )
+        if web_acl_arn is not None:
+            # UpdateDistribution on a distribution with a web ACL: CloudFront checks that the
+            # caller may read that web ACL ("InvalidWebACLId: Web ACL is not accessible by the
+            # requester" otherwise). Read only, this one web ACL (docs/decisions.md).
+            role.add_to_policy(
+                iam.PolicyStatement(actions=["wafv2:GetWebACL"], resources=[web_acl_arn])
+            )
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["apigateway:DELETE"],

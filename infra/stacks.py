@@ -65,6 +65,7 @@ class OriginlockStack(Stack):
             distribution_id=self.edge.distribution_id,
             distribution_arn=self.edge.distribution_arn,
             cloudfront_url=self.edge.url,
+            web_acl_arn=web_acl_arn,
         )
         self.monitoring = Monitoring(
             self,

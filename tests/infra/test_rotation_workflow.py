@@ -167,7 +167,39 @@ def test_rotate_role_is_least_privilege(synth: Synth) -> None:
             f"<{authorizer}.Arn>"
         ],
         frozenset({"states:DescribeExecution"}): [f"{states}:execution:Originlock-rotation:*"],
+        # CloudFront checks that UpdateDistribution's caller may read the web ACL.
+        frozenset({"wafv2:GetWebACL"}): [flatten(web_acl(synth))],
     }
+
+
+def web_acl(synth: Synth) -> Any:
+    [distribution] = of_type(synth.json(), "AWS::CloudFront::Distribution").values()
+    return distribution["Properties"]["DistributionConfig"]["WebACLId"]
+
+
+def wafv2_statements(synth: Synth) -> list[dict[str, Any]]:
+    role = synth.logical_id(synth.main.rotation.rotate.role)
+    return [
+        statement
+        for statement in policy_statements(synth.json(), role)
+        if any(action.startswith("wafv2:") for action in as_list(statement["Action"]))
+    ]
+
+
+@pytest.mark.parametrize("which", ["synth", "defaults"])
+def test_rotate_may_read_exactly_the_distributions_web_acl(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    # Given the web ACL the distribution names: across regions (synth) or a plain export
+    synthesized: Synth = request.getfixturevalue(which)
+    # Then the rotate role may read that one web ACL, and do nothing else with WAF
+    [statement] = wafv2_statements(synthesized)
+    assert statement["Action"] == "wafv2:GetWebACL"
+    assert statement["Resource"] == web_acl(synthesized)
+
+
+def test_rotate_gets_no_waf_permission_without_a_web_acl(variant: Synth) -> None:
+    assert wafv2_statements(variant) == []
 
 
 def test_schedule_starts_a_rotation_with_the_documented_input(synth: Synth) -> None:
