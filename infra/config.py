@@ -49,6 +49,11 @@ def _str(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
+def default_parameter_name(stack_name: str) -> str:
+    """The token parameter's name when ``parameterName`` is not set: one per stack."""
+    return f"/originlock/{stack_name}/origin-token"
+
+
 def rate_seconds(expression: str) -> int | None:
     """Seconds between runs of a ``rate(...)`` schedule; ``None`` for ``cron``/``at``."""
     match = _RATE.match(expression.strip())
@@ -102,7 +107,8 @@ class AppConfig:
         header = _str(get("headerName")).lower()
         if not _HEADER.match(header):
             raise ConfigError(f"context headerName is not a valid header name: {header!r}")
-        parameter = _str(get("parameterName"))
+        # Empty: derived from the stack name, so that two stacks never share a token.
+        parameter = _str(get("parameterName")) or default_parameter_name(stack_name)
         if not _PARAMETER.match(parameter) or parameter.endswith("/"):
             raise ConfigError(f"context parameterName is not a valid parameter name: {parameter!r}")
         schedule = _str(get("rotationSchedule"))

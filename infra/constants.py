@@ -52,6 +52,9 @@ AGE_METRIC = "TokenAgeSeconds"
 # The token parameter's tag that mirrors the document's current_since (the same name as
 # functions/tokens/document.py's CURRENT_SINCE_TAG; tests/infra checks they agree).
 CURRENT_SINCE_TAG = "originlock:current-since"
+# The token parameter's tag naming the stack that manages it (the same name as
+# functions/provision/logic.py's OWNER_TAG; tests/unit/test_provision.py checks they agree).
+OWNER_TAG = "originlock:stack"
 DENIED_METRIC = "Denied"
 
 API_STAGE = "$default"
@@ -69,7 +72,8 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "account": "",
     "region": "",
     "headerName": "x-cf-api-gateway-token",
-    "parameterName": "/originlock/origin-token",
+    # Empty: /originlock/<stackName>/origin-token (infra/config.py), one per stack.
+    "parameterName": "",
     "adoptExistingParameter": True,
     "kmsKeyArn": "",
     "createKey": False,

@@ -2,7 +2,8 @@
 
 * ``synth``: cdk.json's defaults in eu-west-1 (so the web ACL crosses regions),
   with an alarm e-mail.
-* ``variant``: no WAF, a customer managed key, an existing backend URL, a cron
+* ``variant``: stack ``Staging`` (its names follow), no WAF, a customer managed key,
+  an existing backend URL, a cron
   schedule, a reserved concurrency for the authorizer, which reads its parameter
   with the SDK (no extension layer), and no region at all (the offline fallback).
 * ``defaults``: cdk.json's context unchanged, as ``make synth`` runs it: no account,
@@ -39,6 +40,7 @@ ACCOUNT = "111111111111"
 CLI_ENVIRONMENT = ("CDK_DEFAULT_REGION", "CDK_DEFAULT_ACCOUNT")
 MAIN_CONTEXT = {"region": "eu-west-1", "account": ACCOUNT, "alarmEmail": "ops@example.com"}
 VARIANT_CONTEXT = {
+    "stackName": "Staging",
     "wafEnabled": "false",
     "createKey": "true",
     "backendUrl": "https://backend.example.com/app",

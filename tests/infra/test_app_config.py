@@ -34,7 +34,9 @@ def test_defaults() -> None:
     assert defaults.backend_url == ""
     # Twice the schedule.
     assert defaults.token_max_age_seconds == 14 * 86400
-    assert defaults.lock_parameter_name == "/originlock/origin-token.lock"
+    # Named after the stack: two stacks never share a token by accident.
+    assert defaults.parameter_name == "/originlock/Originlock/origin-token"
+    assert defaults.lock_parameter_name == "/originlock/Originlock/origin-token.lock"
     # No reservation: a new account's concurrency quota could not grant one.
     assert defaults.authorizer_reserved_concurrency == 0
     assert defaults.authorizer_token_source == "extension"
@@ -52,6 +54,18 @@ def test_command_line_strings_are_parsed() -> None:
     assert parsed.drain_seconds == 600
     assert parsed.header_name == "x-origin-secret"
     assert parsed.token_max_age_seconds == 2 * 86400
+
+
+def test_parameter_name_follows_the_stack_name_unless_set() -> None:
+    staging = config(stackName="Staging")
+    assert staging.parameter_name == "/originlock/Staging/origin-token"
+    assert staging.lock_parameter_name == "/originlock/Staging/origin-token.lock"
+    assert config(stackName="Staging", parameterName="").parameter_name == (
+        "/originlock/Staging/origin-token"
+    )
+    explicit = config(stackName="Staging", parameterName="/blog/origin-secret")
+    assert explicit.parameter_name == "/blog/origin-secret"
+    assert explicit.lock_parameter_name == "/blog/origin-secret.lock"
 
 
 def test_authorizer_settings_from_the_command_line() -> None:

@@ -94,10 +94,10 @@ def test_drift_guard_carries_the_distribution_configuration(synth: Synth) -> Non
     assert normalized(properties["DistributionTags"]) == normalized(
         synth.json()["Resources"][distribution_id]["Properties"]["Tags"]
     )
-    assert properties["ParameterName"] == "/originlock/origin-token"
+    assert properties["ParameterName"] == "/originlock/Originlock/origin-token"
     assert properties["HeaderName"] == HEADER
     # The rotate function's lock: the guard refuses a deploy while an execution holds it.
-    assert properties["LockParameterName"] == "/originlock/origin-token.lock"
+    assert properties["LockParameterName"] == "/originlock/Originlock/origin-token.lock"
     rotate_env = synth.resource(synth.main.rotation.rotate.function)["Properties"]["Environment"]
     assert rotate_env["Variables"]["LOCK_PARAMETER_NAME"] == properties["LockParameterName"]
 
@@ -128,7 +128,10 @@ def test_drift_guard_may_only_read(synth: Synth) -> None:
     provider = synth.main.edge.header_value.provider
     granted = grants(synth.json(), synth.logical_id(provider.role))
     logs = synth.logical_id(provider.log_group)
-    ssm = "arn:<AWS::Partition>:ssm:eu-west-1:111111111111:parameter/originlock/origin-token"
+    ssm = (
+        "arn:<AWS::Partition>:ssm:eu-west-1:111111111111"
+        ":parameter/originlock/Originlock/origin-token"
+    )
     assert granted == {
         frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}): [f"<{logs}.Arn>"],
         # The token parameter, and the rotation lock (is a rotation running?)
@@ -211,7 +214,7 @@ def test_outputs(synth: Synth) -> None:
         "OriginHeaderName",
     ):
         assert name in outputs
-    assert outputs["ParameterName"]["Value"] == "/originlock/origin-token"
+    assert outputs["ParameterName"]["Value"] == "/originlock/Originlock/origin-token"
     schedule = synth.logical_id(synth.main.rotation.schedule)
     assert outputs["ScheduleName"]["Value"] == {"Ref": schedule}
     assert outputs["OriginHeaderName"]["Value"] == HEADER

@@ -132,7 +132,7 @@ def test_authorizer_environment_is_what_its_settings_read(synth: Synth) -> None:
     assert env["PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED"] == "false"
     assert env["TOKEN_SOURCE"] == "extension"
     settings = AuthorizerSettings.from_env(env)
-    assert settings.parameter_name == "/originlock/origin-token"
+    assert settings.parameter_name == "/originlock/Originlock/origin-token"
     assert settings.header_name == HEADER
     assert settings.token_source == "extension"
     assert settings.extension_port == 2773
@@ -156,7 +156,7 @@ def test_authorizer_may_only_read_its_parameter(synth: Synth) -> None:
     assert granted == {
         frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}): [f"<{logs}.Arn>"],
         frozenset({"ssm:GetParameter"}): [
-            "arn:<AWS::Partition>:ssm:eu-west-1:111111111111:parameter/originlock/origin-token"
+            "arn:<AWS::Partition>:ssm:eu-west-1:111111111111:parameter/originlock/Originlock/origin-token"
         ],
     }
 

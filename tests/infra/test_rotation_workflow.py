@@ -110,8 +110,8 @@ def test_rotate_environment_is_what_its_settings_read(synth: Synth) -> None:
     settings = RotateSettings.from_env(
         {name: value if isinstance(value, str) else flatten(value) for name, value in env.items()}
     )
-    assert settings.parameter_name == "/originlock/origin-token"
-    assert settings.lock_parameter_name == "/originlock/origin-token.lock"
+    assert settings.parameter_name == "/originlock/Originlock/origin-token"
+    assert settings.lock_parameter_name == "/originlock/Originlock/origin-token.lock"
     assert settings.api_stage == "$default"
     assert settings.drain_seconds == 300
     assert settings.poll_interval_seconds == 30
@@ -138,7 +138,10 @@ def test_rotate_gets_the_customer_key(variant: Synth) -> None:
 def test_rotate_role_is_least_privilege(synth: Synth) -> None:
     rotation = synth.main.rotation
     granted = grants(synth.json(), synth.logical_id(rotation.rotate.role))
-    ssm = PARTITION_REGION_ACCOUNT.format(service="ssm") + ":parameter/originlock/origin-token"
+    ssm = (
+        PARTITION_REGION_ACCOUNT.format(service="ssm")
+        + ":parameter/originlock/Originlock/origin-token"
+    )
     distribution = synth.logical_id(synth.main.edge.distribution)
     api = synth.logical_id(synth.main.api.api)
     authorizer = synth.logical_id(synth.main.api.authorizer.function)
