@@ -84,6 +84,7 @@ class AppConfig:
     authorizer_token_max_age_seconds: int
     authorizer_refresh_interval_seconds: int
     backend_url: str
+    cloud_front_logs_enabled: bool
     waf_enabled: bool
     waf_rate_limit: int
     alarm_email: str
@@ -173,6 +174,7 @@ class AppConfig:
             authorizer_token_max_age_seconds=token_max_age,
             authorizer_refresh_interval_seconds=refresh,
             backend_url=backend,
+            cloud_front_logs_enabled=_bool("cloudFrontLogsEnabled", get("cloudFrontLogsEnabled")),
             waf_enabled=_bool("wafEnabled", get("wafEnabled")),
             # AWS WAF's limits for a rate-based rule (requests per 5 minutes per IP).
             waf_rate_limit=_int("wafRateLimit", get("wafRateLimit"), 10, 2_000_000_000),

@@ -24,6 +24,30 @@ STATE_MACHINE_SUFFIX = "-rotation"
 WAF_STACK_SUFFIX = "EdgeWaf"
 # CloudFront web ACLs (scope CLOUDFRONT) exist only in us-east-1.
 WAF_REGION = "us-east-1"
+# CloudFront delivers no standard logs to buckets in opt-in Regions (CloudFront Developer
+# Guide, "Standard logging (legacy)": choosing a bucket), so a log bucket cannot live there.
+OPT_IN_REGIONS = frozenset(
+    {
+        "af-south-1",
+        "ap-east-1",
+        "ap-east-2",
+        "ap-south-2",
+        "ap-southeast-3",
+        "ap-southeast-4",
+        "ap-southeast-5",
+        "ap-southeast-7",
+        "ca-west-1",
+        "eu-central-2",
+        "eu-south-1",
+        "eu-south-2",
+        "il-central-1",
+        "me-central-1",
+        "me-south-1",
+        "mx-central-1",
+    }
+)
+# CloudFront standard log files expire with the functions' log groups (three months).
+ACCESS_LOG_DAYS = 90
 # Only when neither context nor the CLI names a region (offline synth).
 FALLBACK_REGION = "us-east-1"
 
@@ -89,6 +113,7 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "authorizerTokenMaxAgeSeconds": 60,
     "authorizerRefreshIntervalSeconds": 1,
     "backendUrl": "",
+    "cloudFrontLogsEnabled": True,
     "wafEnabled": True,
     "wafRateLimit": 2000,
     "alarmEmail": "",

@@ -26,6 +26,7 @@ from infra.constants import (
     AUTHORIZER_SERVICE,
     METRICS_NAMESPACE,
 )
+from infra.findings import LOGS_WITHOUT_SECRETS, skip_checkov
 from infra.lambdas import LOG_RETENTION, PythonFunction
 from infra.token_parameter import TokenParameter
 
@@ -108,6 +109,10 @@ class LockdownApi(Construct):
             powertools_version=config.powertools_layer_version,
             timeout=Duration.seconds(5),
             memory_size=512,
+            no_dead_letter_queue=(
+                "Invoked synchronously by API Gateway: a failed invocation is the caller's "
+                "answer (500), nothing is queued; a DLQ serves asynchronous invocations only."
+            ),
             # A ceiling on what header spraying can cost; 0 (the default): no reservation,
             # which a new account's concurrency quota could not grant (docs/deploy.md).
             reserved_concurrency=config.authorizer_reserved_concurrency or None,
@@ -134,6 +139,7 @@ class LockdownApi(Construct):
         self.access_logs = logs.LogGroup(
             self, "AccessLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
         )
+        skip_checkov(self.access_logs, ("CKV_AWS_158", LOGS_WITHOUT_SECRETS))
         self.stage = apigwv2.HttpStage(
             self,
             "DefaultStage",
@@ -163,6 +169,10 @@ class LockdownApi(Construct):
                 powertools_version=config.powertools_layer_version,
                 code=lambda_.InlineCode(HELLO_BACKEND),
                 use_powertools=False,
+                no_dead_letter_queue=(
+                    "Invoked synchronously by API Gateway: a failed invocation is the caller's "
+                    "answer (500), nothing is queued; a DLQ serves asynchronous invocations only."
+                ),
             )
             proxy_integration = integrations.HttpLambdaIntegration("Backend", self.backend.function)
             root_integration = proxy_integration

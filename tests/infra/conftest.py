@@ -5,7 +5,8 @@
 * ``variant``: stack ``Staging`` (its names follow), no WAF, a customer managed key,
   an existing backend URL, a cron
   schedule, a reserved concurrency for the authorizer, which reads its parameter
-  with the SDK (no extension layer), and no region at all (the offline fallback).
+  with the SDK (no extension layer), no CloudFront standard logs, and no region at
+  all (the offline fallback).
 * ``defaults``: cdk.json's context unchanged, as ``make synth`` runs it: no account,
   no region, WAF on, so both stacks land in us-east-1 and the web ACL's ARN travels
   as a plain export instead of CDK's cross-region reader.
@@ -48,6 +49,7 @@ VARIANT_CONTEXT = {
     "tokenMaxAgeSeconds": "1209600",
     "authorizerReservedConcurrency": "25",
     "authorizerTokenSource": "sdk",
+    "cloudFrontLogsEnabled": "false",
 }
 
 

@@ -99,6 +99,14 @@ def test_bad_context_is_refused_by_name(context: dict[str, Any], message: str) -
         config(**context)
 
 
+def test_standard_logs_are_refused_in_an_opt_in_region() -> None:
+    from infra.app import build_app
+
+    # CloudFront delivers no standard logs to a bucket there: say so before anything is built
+    with pytest.raises(ConfigError, match="cloudFrontLogsEnabled=false"):
+        build_app(context={"region": "af-south-1"})
+
+
 def test_rate_seconds() -> None:
     assert rate_seconds("rate(7 days)") == 604800
     assert rate_seconds("rate(1 hour)") == 3600

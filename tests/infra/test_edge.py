@@ -199,6 +199,49 @@ def test_without_waf_there_is_no_web_acl(variant: Synth) -> None:
     assert not of_type(variant.json(), "Custom::CrossRegionExportReader")
 
 
+def test_distribution_writes_standard_logs_to_its_own_bucket(synth: Synth) -> None:
+    bucket = synth.main.edge.log_bucket
+    assert bucket is not None
+    bucket_id = synth.logical_id(bucket)
+    assert distribution(synth)["Logging"] == {
+        "Bucket": {"Fn::GetAtt": [bucket_id, "DomainName"]},
+        "IncludeCookies": False,
+        "Prefix": "cloudfront/",
+    }
+    properties = synth.resource(bucket)["Properties"]
+    # CloudFront's log delivery writes with ACLs: they stay enabled, owned by the bucket owner
+    assert properties["OwnershipControls"] == {
+        "Rules": [{"ObjectOwnership": "BucketOwnerPreferred"}]
+    }
+    assert properties["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert properties["BucketEncryption"] == {
+        "ServerSideEncryptionConfiguration": [
+            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+        ]
+    }
+    assert properties["VersioningConfiguration"] == {"Status": "Enabled"}
+    [rule] = properties["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == 90
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 90}
+    assert synth.resource(bucket)["DeletionPolicy"] == "Retain"
+    # SSL only
+    [policy] = of_type(synth.json(), "AWS::S3::BucketPolicy").values()
+    [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_standard_logs_can_be_switched_off(variant: Synth) -> None:
+    assert variant.main.edge.log_bucket is None
+    assert "Logging" not in distribution(variant)
+    assert not of_type(variant.json(), "AWS::S3::Bucket")
+
+
 def test_outputs(synth: Synth) -> None:
     outputs = synth.json()["Outputs"]
     for name in (

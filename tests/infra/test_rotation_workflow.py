@@ -147,6 +147,8 @@ def test_rotate_role_is_least_privilege(synth: Synth) -> None:
     authorizer = synth.logical_id(synth.main.api.authorizer.function)
     logs = synth.logical_id(rotation.rotate.log_group)
     states = PARTITION_REGION_ACCOUNT.format(service="states")
+    assert synth.main.edge.log_bucket is not None
+    log_bucket = synth.logical_id(synth.main.edge.log_bucket)
     assert granted == {
         frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}): [f"<{logs}.Arn>"],
         frozenset({"ssm:GetParameter", "ssm:PutParameter"}): [ssm],
@@ -170,9 +172,16 @@ def test_rotate_role_is_least_privilege(synth: Synth) -> None:
             f"<{authorizer}.Arn>"
         ],
         frozenset({"states:DescribeExecution"}): [f"{states}:execution:Originlock-rotation:*"],
-        # CloudFront checks that UpdateDistribution's caller may read the web ACL.
+        # CloudFront checks that UpdateDistribution's caller may read the web ACL,
         frozenset({"wafv2:GetWebACL"}): [flatten(web_acl(synth))],
+        # and may read and write the log bucket's ACL (its log delivery's grant is there).
+        frozenset({"s3:GetBucketAcl", "s3:PutBucketAcl"}): [f"<{log_bucket}.Arn>"],
     }
+
+
+def test_rotate_gets_no_log_bucket_permission_without_standard_logs(variant: Synth) -> None:
+    granted = grants(variant.json(), variant.logical_id(variant.main.rotation.rotate.role))
+    assert not [actions for actions in granted if any(a.startswith("s3:") for a in actions)]
 
 
 def web_acl(synth: Synth) -> Any:
