@@ -225,9 +225,8 @@ def provision_parameter(
         previous = parse_physical_id(physical_id)
         if previous is not None and previous[1] == name:
             document = _read_document(store, name)
-            # Never refused: a failed update would roll back into the same request.
-            if document is not None and store.owner(name) is None:
-                store.set_owner(name, owner)
+            if document is not None:
+                _tag_if_untagged(store, name, owner)
             return ParameterOutcome(
                 physical_id=physical_id or physical_id_for(name, previous[0] == ADOPTED),
                 name=name,
@@ -253,6 +252,16 @@ def provision_parameter(
     return ParameterOutcome(
         physical_id_for(name, adopted=False), name, False, document.fingerprints()["current"]
     )
+
+
+def _tag_if_untagged(store: TokenParameterStore, name: str, owner: str) -> None:
+    """Tag a parameter made before the tag existed. Never fails the update: a failed update
+    would roll back into the same request; the next update tries again."""
+    try:
+        if store.owner(name) is None:
+            store.set_owner(name, owner)
+    except StoreUnavailableError:
+        pass
 
 
 def _adopt(

@@ -434,6 +434,20 @@ def test_provision_parameter_update_never_fails_over_the_tag(tokens: dict[str, s
     assert store.owners == {NAME: OWNER} and store.tagged == []
 
 
+def test_provision_parameter_update_succeeds_when_the_tag_cannot_be_read(
+    tokens: dict[str, str],
+) -> None:
+    class Denied(FakeStore):
+        def owner(self, name: str) -> str | None:
+            raise StoreUnavailableError("ListTagsForResource failed: AccessDenied")
+
+    store = Denied({NAME: document(current=tokens["current"])})
+    outcome = provision_parameter(
+        "Update", {"ParameterName": NAME}, f"created:{NAME}", store, owner=OWNER
+    )
+    assert outcome.physical_id == f"created:{NAME}" and store.tagged == []
+
+
 @pytest.mark.parametrize(
     ("owners", "outcome", "left"),
     [
