@@ -83,7 +83,9 @@ soak: setup
 synth: setup
 	npx --no-install cdk synth --quiet
 
+# The preflight first: it names what would stop the deploy (quota, bootstrap) and the fix.
 deploy: setup
+	$(VENV)/bin/originlock doctor
 	npx --no-install cdk deploy --all
 
 destroy: setup

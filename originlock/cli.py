@@ -4,9 +4,12 @@ The same commands, the same code path, two kinds of target (see :mod:`originlock
 
     originlock --stack Originlock --profile prod status
     originlock --sandbox rotate --wait
+    originlock status --stack Originlock          # the target options after the command too
 
 Every error ends as one line on stderr and a non-zero exit (1; 2 for a usage error), never a
-traceback. Nothing printed, in any format, contains a token value: fingerprints only.
+traceback. Nothing printed, in any format, contains a token value: fingerprints only. Text
+that came from AWS is shown as text: never read as markup, control characters escaped
+(:func:`originlock.render.printable`).
 """
 
 from __future__ import annotations
@@ -17,17 +20,21 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 from typer.core import TyperGroup
 
+from originlock import doctor as preflight
 from originlock import operations, render
-from originlock.errors import describe_error
-from originlock.target import Target, TargetOptions, resolve, sandbox_file
+from originlock.errors import NO_REGION, describe_error
+from originlock.target import Target, TargetOptions, resolve, sandbox_file, session_for
 
 DEBUG_ENV = "ORIGINLOCK_DEBUG"  # set to 1 to see tracebacks (never in production output)
 
@@ -45,8 +52,9 @@ REVOKE_PREVIOUS_EXPLANATION = (
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """One line on stderr, then exit: the shape of every error of this CLI."""
-    sys.stderr.write(f"error: {' '.join(message.split())}\n")
+    """One line on stderr, then exit: the shape of every error of this CLI. The message may
+    quote AWS (an error's message, a cause): its control characters are escaped."""
+    sys.stderr.write(f"error: {render.printable(' '.join(message.split()))}\n")
     sys.stderr.flush()
     raise SystemExit(code)
 
@@ -103,6 +111,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 JsonOption = Annotated[
@@ -122,7 +131,8 @@ class Scope(StrEnum):
 
 
 def _console(stderr: bool = False) -> Console:
-    console = Console(stderr=stderr, highlight=False)
+    # No markup, no emoji codes, no highlighting: what is printed is what the text says.
+    console = Console(stderr=stderr, highlight=False, markup=False, emoji=False)
     if not console.is_terminal:
         console.width = 140  # a log or a pipe: no reason to wrap at 80 columns
     return console
@@ -140,9 +150,35 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def version() -> str:
+    """The installed package's version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("originlock")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"originlock {version()}\n")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global(
     ctx: typer.Context,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
     profile: Annotated[
         str | None, typer.Option("--profile", help="AWS profile (standard credential chain).")
     ] = None,
@@ -173,12 +209,81 @@ def _global(
     )
 
 
-def _target(ctx: typer.Context) -> Target:
-    options = ctx.find_root().obj
-    return resolve(options if isinstance(options, TargetOptions) else TargetOptions())
+# The target options again, for after the command (`originlock status --stack X`): each
+# command that operates on a target takes them and merges them with those given before it.
+TARGET_PANEL = "Target (also accepted before the command)"
+StackAfter = Annotated[
+    str | None,
+    typer.Option(
+        "--stack",
+        help="CloudFormation stack whose outputs name the resources.",
+        rich_help_panel=TARGET_PANEL,
+    ),
+]
+SandboxAfter = Annotated[
+    bool, typer.Option("--sandbox", help="The local sandbox.", rich_help_panel=TARGET_PANEL)
+]
+EndpointAfter = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint-url", help="An AWS-compatible endpoint.", rich_help_panel=TARGET_PANEL
+    ),
+]
+ProfileAfter = Annotated[
+    str | None, typer.Option("--profile", help="AWS profile.", rich_help_panel=TARGET_PANEL)
+]
+RegionAfter = Annotated[
+    str | None, typer.Option("--region", help="AWS region.", rich_help_panel=TARGET_PANEL)
+]
 
 
-# -- rotate and revoke --------------------------------------------------------------------------
+def _options(
+    ctx: typer.Context,
+    stack: str | None,
+    sandbox: bool,
+    endpoint_url: str | None,
+    profile: str | None,
+    region: str | None,
+) -> TargetOptions:
+    """The app's target options with those given after the command (``None`` or ``False``:
+    not given). One given on both sides with two values is a usage error."""
+    root = ctx.find_root()
+    options = root.obj if isinstance(root.obj, TargetOptions) else TargetOptions()
+    after: dict[str, Any] = {
+        "stack": stack,
+        "sandbox": sandbox,
+        "endpoint_url": endpoint_url,
+        "profile": profile,
+        "region": region,
+    }
+    for name, value in after.items():
+        if value is None or value is False:
+            continue
+        before = getattr(options, name)
+        source = root.get_parameter_source(name)
+        given_before = source is not None and source.name == "COMMANDLINE"
+        if given_before and before != value:
+            flag = "--" + name.replace("_", "-")
+            raise typer.BadParameter(
+                f"given before the command ({before}) and after it ({value}): give it once",
+                param_hint=f"'{flag}'",
+            )
+        options = replace(options, **{name: value})
+    return options
+
+
+def _target(
+    ctx: typer.Context,
+    stack: str | None,
+    sandbox: bool,
+    endpoint_url: str | None,
+    profile: str | None,
+    region: str | None,
+) -> Target:
+    return resolve(_options(ctx, stack, sandbox, endpoint_url, profile, region))
+
+
+# -- rotate, revoke and watch --------------------------------------------------------------
 def _run(
     target: Target, mode: str, scope: str | None, wait: bool, as_json: bool, reason: str
 ) -> None:
@@ -187,10 +292,13 @@ def _run(
     if started.preempts is not None:
         # The workflow's lock stops it as this execution starts (docs/runbook.md).
         (_err() if as_json else _out()).print(
-            f"preempting the running {started.preempts['what']} {started.preempts['name']}: "
-            "it is stopped, and its staged value is replaced or, if CloudFront already "
-            "sends it, kept as the new one",
-            markup=False,
+            Text(
+                render.printable(
+                    f"preempting the running {started.preempts['what']} "
+                    f"{started.preempts['name']}: it is stopped, and its staged value is "
+                    "replaced or, if CloudFront already sends it, kept as the new one"
+                )
+            )
         )
     if not wait:
         if as_json:
@@ -204,20 +312,40 @@ def _run(
             )
         else:
             _out().print(
-                f"started {what}: {started.name}\n"
-                f"follow it with `originlock status`, or next time add --wait"
+                Text(
+                    f"started {what}: {started.name}\n"
+                    f"follow it with `{target.command('watch', started.name)}` "
+                    f"(or `{target.command('status')}`), or next time add --wait"
+                )
             )
         return
+    _follow(target, started.execution_arn, started.name, what, as_json, started.preempts)
+
+
+def _follow(
+    target: Target,
+    execution_arn: str,
+    name: str,
+    what: str,
+    as_json: bool,
+    preempts: dict[str, Any] | None = None,
+) -> None:
+    """Follow an execution to its end (the display of ``--wait`` and ``watch``); exit 1 if it
+    failed, 130 on Ctrl-C (it keeps running)."""
     interval = 0.5 if target.local else 2.0
     try:
         if as_json:
-            outcome = operations.watch(target, started.execution_arn, interval=interval)
+            outcome = operations.watch(target, execution_arn, interval=interval)
         else:
-            outcome = _watch_visibly(target, started, what, interval)
+            outcome = _watch_visibly(target, execution_arn, name, what, interval)
     except KeyboardInterrupt:
-        fail(f"stopped watching {started.name}; it keeps running (`originlock status`)", 130)
+        fail(
+            f"stopped watching {name}; it keeps running: re-attach with "
+            f"`{target.command('watch', name)}`",
+            130,
+        )
     result = outcome.to_json()
-    result["preempts"] = started.preempts
+    result["preempts"] = preempts
     if outcome.succeeded:
         result["token"] = operations.token_status(operations.read_document(target))
     if as_json:
@@ -225,26 +353,31 @@ def _run(
     elif outcome.succeeded:
         token = result["token"]
         _out().print(
-            f"[green]{render.outcome_line(outcome)}[/]: current {token['fingerprints']['current']}"
-            f", generation {token['generation']}"
+            Text.assemble(
+                (render.outcome_line(outcome), "green"),
+                f": current {token['fingerprints']['current']}, generation {token['generation']}",
+            )
         )
     if not outcome.succeeded:
         fail(render.outcome_line(outcome))
 
 
 def _watch_visibly(
-    target: Target, started: operations.Started, what: str, interval: float
+    target: Target, execution_arn: str, name: str, what: str, interval: float
 ) -> operations.Outcome:
     console = _out()
-    console.print(f"{what}: {started.name} on {target.description}")
+    console.print(
+        Text(f"{render.printable(what)}: {render.printable(name)} on ")
+        + render.text(target.description)
+    )
     if not console.is_terminal:
         return operations.watch(
-            target, started.execution_arn, render.StepPrinter(console), interval=interval
+            target, execution_arn, render.StepPrinter(console), interval=interval
         )
     with Live(console=console, refresh_per_second=8, transient=False) as live:
         return operations.watch(
             target,
-            started.execution_arn,
+            execution_arn,
             lambda outcome: live.update(render.steps_table(outcome)),
             interval=interval,
         )
@@ -256,9 +389,21 @@ def rotate(
     wait: WaitOption = False,
     reason: ReasonOption = "manual rotation",
     as_json: JsonOption = False,
+    stack: StackAfter = None,
+    sandbox: SandboxAfter = False,
+    endpoint_url: EndpointAfter = None,
+    profile: ProfileAfter = None,
+    region: RegionAfter = None,
 ) -> None:
     """Rotate the origin secret now (stage, switch, promote, retire): no request is refused."""
-    _run(_target(ctx), "rotate", None, wait, as_json, reason)
+    _run(
+        _target(ctx, stack, sandbox, endpoint_url, profile, region),
+        "rotate",
+        None,
+        wait,
+        as_json,
+        reason,
+    )
 
 
 @app.command()
@@ -271,10 +416,17 @@ def revoke(
     wait: WaitOption = False,
     reason: ReasonOption = "emergency revoke",
     as_json: JsonOption = False,
+    stack: StackAfter = None,
+    sandbox: SandboxAfter = False,
+    endpoint_url: EndpointAfter = None,
+    profile: ProfileAfter = None,
+    region: RegionAfter = None,
 ) -> None:
     """Revoke accepted values: `previous` at once, or `all` (a leak) with a new value."""
-    target = _target(ctx)
+    target = _target(ctx, stack, sandbox, endpoint_url, profile, region)
     explain = _err() if as_json else _out()
+    if scope is Scope.previous and _nothing_to_revoke(target, as_json):
+        return
     if scope is Scope.all:
         explain.print(REVOKE_ALL_EXPLANATION)
         if not yes:
@@ -289,11 +441,67 @@ def revoke(
     _run(target, "revoke", scope.value, wait, as_json, reason)
 
 
+def _nothing_to_revoke(target: Target, as_json: bool) -> bool:
+    """``revoke previous`` with an empty ``previous`` slot: say so, start nothing. (While an
+    execution runs, the slot may be about to fill: ``start`` refuses and names it.)"""
+    document = operations.read_document(target)
+    if document.previous is not None or operations.running_executions(target):
+        return False
+    message = "nothing to revoke: the previous slot is empty, no earlier value is accepted"
+    if as_json:
+        _print_json(
+            {
+                "execution_arn": None,
+                "name": None,
+                "status": "NOTHING_TO_REVOKE",
+                "message": message,
+                "token": operations.token_status(document),
+            }
+        )
+    else:
+        _out().print(Text(f"{message}; nothing was started"))
+    return True
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    execution: Annotated[
+        str | None,
+        typer.Argument(
+            help="Execution name or ARN (`history` lists them); default: the running one."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+    stack: StackAfter = None,
+    sandbox: SandboxAfter = False,
+    endpoint_url: EndpointAfter = None,
+    profile: ProfileAfter = None,
+    region: RegionAfter = None,
+) -> None:
+    """Follow an execution step by step until it ends, as --wait does (re-attach after Ctrl-C)."""
+    target = _target(ctx, stack, sandbox, endpoint_url, profile, region)
+    described = operations.find_execution(target, execution)
+    request = operations.request_of(described)
+    what = str(request.get("mode") or "execution")
+    if request.get("revoke"):
+        what = f"{what} {request['revoke']}"
+    _follow(target, str(described["executionArn"]), str(described["name"]), what, as_json)
+
+
 # -- status and history -------------------------------------------------------------------------
 @app.command()
-def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
+def status(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    stack: StackAfter = None,
+    sandbox: SandboxAfter = False,
+    endpoint_url: EndpointAfter = None,
+    profile: ProfileAfter = None,
+    region: RegionAfter = None,
+) -> None:
     """Token age, generation, fingerprints, CloudFront, a running rotation, the next one."""
-    data = operations.status(_target(ctx))
+    data = operations.status(_target(ctx, stack, sandbox, endpoint_url, profile, region))
     if as_json:
         _print_json(data)
     else:
@@ -305,15 +513,108 @@ def history(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="How many.")] = 10,
     as_json: JsonOption = False,
+    stack: StackAfter = None,
+    sandbox: SandboxAfter = False,
+    endpoint_url: EndpointAfter = None,
+    profile: ProfileAfter = None,
+    region: RegionAfter = None,
 ) -> None:
     """The latest executions of the rotation workflow, newest first."""
-    executions = operations.history(_target(ctx), limit)
+    executions = operations.history(
+        _target(ctx, stack, sandbox, endpoint_url, profile, region),
+        limit,
+    )
     if as_json:
         _print_json({"executions": executions})
     elif not executions:
-        _out().print("no rotation has run yet")
+        _out().print(Text("no rotation has run yet"))
     else:
-        _out().print(render.history_table(executions))
+        _out().print(render.history_view(executions))
+
+
+# -- before a deploy ------------------------------------------------------------------------------
+DOCTOR_STYLES = {
+    preflight.OK: "green",
+    preflight.WARN: "yellow",
+    preflight.UNKNOWN: "yellow",
+    preflight.FAIL: "bold red",
+}
+
+
+@app.command()
+def doctor(
+    ctx: typer.Context,
+    cdk_json: Annotated[
+        Path, typer.Option("--cdk-json", help="The CDK app's cdk.json, whose context is read.")
+    ] = Path("cdk.json"),
+    context: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--context", "-c", help="A context value, KEY=VALUE, as `cdk deploy -c` takes it."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+    stack: StackAfter = None,
+    sandbox: SandboxAfter = False,
+    endpoint_url: EndpointAfter = None,
+    profile: ProfileAfter = None,
+    region: RegionAfter = None,
+) -> None:
+    """Before a deploy: Lambda's concurrency quota, the CDK bootstrap (your region and
+    us-east-1), Parameter Store's throughput. Exits 1 if something would stop `cdk deploy`."""
+    options = _options(ctx, stack, sandbox, endpoint_url, profile, region)
+    if options.sandbox:
+        fail("doctor checks an AWS account before a deploy; the sandbox needs none: drop --sandbox")
+    overrides = {}
+    for item in context or []:
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip():
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="'--context'")
+        overrides[key.strip()] = value
+    settings = preflight.DeploySettings.load(cdk_json, overrides)
+    if options.stack:
+        settings = replace(settings, stack_name=options.stack)
+    session = session_for(options)
+    # Where `cdk deploy` goes: the context's region, else the CLI's (AWS_REGION, the profile).
+    region = settings.region or session.region_name
+    if not region:
+        fail(NO_REGION)
+    report = preflight.diagnose(
+        preflight.AwsAccount(session, options.endpoint_url), settings, region
+    )
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        _print_report(report)
+    if report.blocking:
+        names = ", ".join(check.name for check in report.blocking)
+        fail(
+            f"{len(report.blocking)} finding(s) would stop a deploy ({names}): run the commands "
+            f"above, then `{options.command('doctor')}` again"
+        )
+
+
+def _print_report(report: preflight.Report) -> None:
+    console = _out()
+    console.print(
+        render.text(
+            f"originlock doctor: account {report.account}, region {report.region}, "
+            f"stack {report.settings.stack_name} (settings: {report.settings.source})"
+        ),
+        soft_wrap=True,
+    )
+    for check in report.checks:
+        line = Text.assemble(
+            "  ",
+            (f"{check.status.upper():<8}", DOCTOR_STYLES.get(check.status, "")),
+            render.text(f"{check.name}: {check.summary}"),
+        )
+        if check.command:
+            line.append(render.printable(f"; run: {check.command}"))
+        # Soft wrap: the terminal folds a long line, so a command pastes whole.
+        console.print(line, soft_wrap=True)
+    if report.ok:
+        console.print(Text("nothing found that would stop a deploy", style="green"))
 
 
 # -- the sandbox and the demo ---------------------------------------------------------------------
@@ -420,17 +721,19 @@ def sandbox(
     finally:
         signal.signal(signal.SIGTERM, previous)
     if not as_json:
-        _err().print("sandbox stopped")
+        _err().print(Text("sandbox stopped"))
 
 
 def _sandbox_banner(info: dict[str, Any]) -> None:
     console = _out()
     rows = [("moto endpoint", info["endpoint_url"]), ("API (direct)", info["api_url"])]
     rows += [(f"CloudFront edge {n}", url) for n, url in enumerate(info["edge_urls"], 1)]
-    console.print("[bold]originlock sandbox[/] (loopback only; Ctrl-C stops it)")
+    console.print(
+        Text.assemble(("originlock sandbox", "bold"), " (loopback only; Ctrl-C stops it)")
+    )
     for label, value in rows:
-        console.print(f"  {label:<18} {value}", markup=False)
-    console.print("try:")
+        console.print(Text(f"  {label:<18} {render.printable(value)}"))
+    console.print(Text("try:"))
     for line in (
         f"curl -i {info['api_url']}      # 401: no origin header",
         f"curl -i {info['cloudfront_url']}      # 200: through CloudFront",
@@ -438,7 +741,7 @@ def _sandbox_banner(info: dict[str, Any]) -> None:
         "originlock --sandbox rotate --wait",
         "originlock --sandbox revoke all --yes --wait",
     ):
-        console.print(f"  {line}", markup=False)
+        console.print(Text(f"  {line}"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,6 +5,12 @@ Messages name resources and fingerprints, never a token value.
 
 from __future__ import annotations
 
+# botocore reads only AWS_DEFAULT_REGION; the CLI reads AWS_REGION first (target.session_for).
+NO_REGION = (
+    "no AWS region: pass --region, or set AWS_REGION or AWS_DEFAULT_REGION, "
+    "or give the profile a region"
+)
+
 
 class OriginlockError(Exception):
     """Something the operator can act on: the message says what, in one line."""
@@ -47,7 +53,7 @@ def describe_error(exc: BaseException) -> str:
     elif isinstance(exc, ProfileNotFound):
         text = f"AWS profile not found: {exc.kwargs.get('profile', '?')}"
     elif isinstance(exc, NoRegionError):
-        text = "no AWS region: pass --region or set AWS_REGION (or a region in the profile)"
+        text = NO_REGION
     elif isinstance(exc, EndpointConnectionError):
         text = (
             f"cannot reach {exc.kwargs.get('endpoint_url', 'the endpoint')}: "

@@ -17,10 +17,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from originlock.errors import ParameterError, RotationRunningError
+from originlock.errors import OriginlockError, ParameterError, RotationRunningError
 from originlock.target import Target
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+# SSM's largest parameter value (advanced tier, 8 KB): anything longer is not a document the
+# functions wrote, and is refused before it is parsed.
+MAX_PARAMETER_CHARS = 8192
 _FAILURE_EVENTS = ("TaskFailed", "LambdaFunctionFailed", "TaskTimedOut", "LambdaFunctionTimedOut")
 
 
@@ -129,16 +132,16 @@ def start(
         theirs = PRIORITIES.get((theirs_request.get("mode"), theirs_request.get("revoke")), 0)
         age = _age(running.get("startDate"))
         started = f" (started {age:.0f} s ago)" if age is not None else ""
+        watch = target.command("watch", str(running["name"]))
         if mine == 0 or theirs >= mine:
             if mode == "revoke":
                 raise RotationRunningError(
                     f"a {_what(theirs_request)} is already running: {running['name']}{started}; "
-                    "it does what this revoke would do, or more: follow it with "
-                    "`originlock status`"
+                    f"it does what this revoke would do, or more: follow it with `{watch}`"
                 )
             raise RotationRunningError(
-                f"a rotation is already running: {running['name']}{started}; "
-                "wait for it (`originlock status`) and try again"
+                f"a rotation is already running: {running['name']}{started}; follow it with "
+                f"`{watch}` and try again once it ends"
             )
         preempts = {"name": running["name"], "what": _what(theirs_request)}
     request: dict[str, Any] = {
@@ -282,7 +285,18 @@ def outcome(
 ) -> Outcome:
     """The execution as it stands; *events*: its history, if the caller has just read it."""
     described = target.client("stepfunctions").describe_execution(executionArn=execution_arn)
-    steps = steps_of(history_events(target, execution_arn) if events is None else events)
+    return outcome_of(
+        execution_arn,
+        described,
+        history_events(target, execution_arn) if events is None else events,
+    )
+
+
+def outcome_of(
+    execution_arn: str, described: dict[str, Any], events: list[dict[str, Any]]
+) -> Outcome:
+    """An :class:`Outcome` from ``DescribeExecution`` and ``GetExecutionHistory`` answers."""
+    steps = steps_of(events)
     result = Outcome(
         execution_arn=execution_arn,
         name=str(described["name"]),
@@ -292,10 +306,13 @@ def outcome(
         steps=steps,
     )
     if result.finished and not result.succeeded:
-        # The step that failed, not the Fail state the workflow then went to.
+        # The first step that failed: every Catch of the workflow leads to its failure path
+        # (AfterFailure, ResetCachesAfterFailure, ReleaseLockAfterFailure), whose own steps
+        # may fail in turn for the same reason (a corrupt document fails them all), then to
+        # a Fail state. Neither is where the run failed.
         failed = [s for s in steps if s.status == "failed" and s.kind != "Fail"]
-        result.failed_step = failed[-1].name if failed else (steps[-1].name if steps else None)
-        result.error = described.get("error") or (failed[-1].error if failed else None)
+        result.failed_step = failed[0].name if failed else (steps[-1].name if steps else None)
+        result.error = described.get("error") or (failed[0].error if failed else None)
         result.cause = explain_cause(described.get("cause"))
     return result
 
@@ -317,6 +334,52 @@ def watch(
         time.sleep(interval)
 
 
+def find_execution(target: Target, execution: str | None) -> dict[str, Any]:
+    """``DescribeExecution`` of *execution* (a name or an ARN of an execution of this target's
+    state machine); ``None``: the running one.
+
+    Raises
+    ------
+    OriginlockError
+        No such execution, or none running when none is named.
+    """
+    from botocore.exceptions import ClientError
+
+    if execution is None:
+        running = running_executions(target)
+        if not running:
+            raise OriginlockError(
+                "no execution is running: name the one to watch "
+                f"(`{target.command('history')}` lists them)"
+            )
+        execution = str(running[0]["executionArn"])
+    if execution.startswith("arn:"):
+        arn = execution
+    else:
+        # arn:aws:states:REGION:ACCOUNT:stateMachine:NAME -> ...:execution:NAME:EXECUTION
+        prefix, _, machine = target.state_machine_arn.rpartition(":stateMachine:")
+        arn = f"{prefix}:execution:{machine}:{execution}"
+    try:
+        described = target.client("stepfunctions").describe_execution(executionArn=arn)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("ExecutionDoesNotExist", "InvalidArn"):
+            raise OriginlockError(
+                f"no execution {execution} of {target.state_machine_arn} "
+                f"(`{target.command('history')}` lists them)"
+            ) from None
+        raise
+    return dict(described)
+
+
+def request_of(described: dict[str, Any]) -> dict[str, Any]:
+    """An execution's input (what was asked), ``{}`` when it is not a JSON object."""
+    try:
+        request = json.loads(described.get("input") or "{}")
+    except ValueError:
+        return {}
+    return request if isinstance(request, dict) else {}
+
+
 # -- status --------------------------------------------------------------------------------
 def read_document(target: Target) -> Any:
     """The token document (kept in memory only; callers show its summary)."""
@@ -332,12 +395,24 @@ def read_document(target: Target) -> Any:
         if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
             raise ParameterError(f"parameter {target.parameter_name} not found") from None
         raise
+    if isinstance(value, str) and len(value) > MAX_PARAMETER_CHARS:
+        raise ParameterError(
+            f"parameter {target.parameter_name} does not hold a token document: "
+            f"{len(value)} characters, more than any parameter can hold"
+        )
     try:
         return TokenDocument.parse(value)
     except CorruptDocumentError as exc:
-        raise ParameterError(
-            f"parameter {target.parameter_name} does not hold a token document: {exc}"
-        ) from None
+        reason = str(exc)
+    except RecursionError:
+        reason = "parameter value is nested too deeply"
+    except (ValueError, TypeError):
+        # The parser only raises CorruptDocumentError for what it recognises; the message of
+        # anything else may quote the value, so it is not shown.
+        reason = "parameter value is not a token document"
+    raise ParameterError(
+        f"parameter {target.parameter_name} does not hold a token document: {reason}"
+    )
 
 
 def token_status(document: Any) -> dict[str, Any]:
@@ -418,11 +493,7 @@ def execution_summary(target: Target, execution: dict[str, Any]) -> dict[str, An
     described = target.client("stepfunctions").describe_execution(
         executionArn=execution["executionArn"]
     )
-    try:
-        request = json.loads(described.get("input") or "{}")
-    except ValueError:
-        request = {}
-    request = request if isinstance(request, dict) else {}
+    request = request_of(described)
     started, stopped = described.get("startDate"), described.get("stopDate")
     duration = (
         round((stopped - started).total_seconds(), 1)
@@ -439,7 +510,10 @@ def execution_summary(target: Target, execution: dict[str, Any]) -> dict[str, An
         "mode": request.get("mode"),
         "revoke": request.get("revoke"),
         "trigger": request.get("trigger"),
+        # Free text in the execution's input: whoever starts an execution writes what they
+        # like there. The verified identity is in CloudTrail (StartExecution's userIdentity).
         "requested_by": request.get("requested_by"),
+        "requested_by_verified": False,
         "reason": request.get("reason"),
         "error": described.get("error"),
         "cause": explain_cause(described.get("cause")),

@@ -2,13 +2,20 @@
 
 Everything here receives data from :mod:`originlock.operations`, which carries fingerprints
 and never a token value.
+
+Text that came from AWS (execution names and inputs, state names, errors, causes, tags) is
+anyone's: whoever can start an execution writes its input. It is never parsed as rich markup
+(each such string becomes a :class:`~rich.text.Text`) and its control characters are escaped
+by :func:`printable`, so an ANSI or OSC sequence in ``requested_by`` cannot reach the terminal.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.spinner import Spinner
 from rich.table import Table
@@ -17,7 +24,47 @@ from rich.text import Text
 from originlock.operations import Outcome, Step
 
 HIDDEN_KINDS = ("Choice", "Pass")
-ICONS = {"succeeded": "[green]✓[/]", "failed": "[red]✗[/]", "running": "[yellow]…[/]"}
+ICONS = {"succeeded": ("✓", "green"), "failed": ("✗", "red"), "running": ("…", "yellow")}
+# Control characters (C0, DEL, C1), format characters (bidirectional overrides, zero-width
+# joiners: text that reads differently from what it is), surrogates, line and paragraph
+# separators. Everything else, accents and scripts included, is shown as it is.
+_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+REQUESTED_BY_LABEL = "as given by the caller, not verified"
+
+
+def printable(value: object) -> str:
+    r"""*value* as text a terminal shows and never obeys: one line, control characters escaped.
+
+    ``ESC`` becomes ``\x1b``, a newline ``\n``, U+202E ``\u202e``, and so on (as Python
+    writes them in a string literal). ``None`` is the empty string.
+    """
+    string = "" if value is None else value if isinstance(value, str) else str(value)
+    if string.isprintable():
+        return string
+    return "".join(
+        _escape(char) if unicodedata.category(char) in _ESCAPED_CATEGORIES else char
+        for char in string
+    )
+
+
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def text(value: object, style: str = "") -> Text:
+    """*value* as a rich ``Text``: never read as markup or emoji codes, escaped by
+    :func:`printable`."""
+    return Text(printable(value), style=style)
 
 
 def duration(seconds: float | None) -> str:
@@ -63,7 +110,7 @@ def grouped(steps: list[Step]) -> list[tuple[Step, int, float]]:
 
 
 def step_label(step: Step, count: int) -> str:
-    label = step.name + (f" x{count}" if count > 1 else "")
+    label = printable(step.name) + (f" x{count}" if count > 1 else "")
     if step.retries:
         label += f" (retried {step.retries})"
     return label
@@ -80,10 +127,16 @@ def steps_table(outcome: Outcome) -> RenderableType:
         if step.status == "running" and not outcome.finished:
             icon = Spinner("dots", style="yellow")
         else:
-            icon = Text.from_markup(ICONS.get(step.status, "?"))
-        table.add_row(icon, step_label(step, count), duration(total), step.error or "")
+            mark, style = ICONS.get(step.status, ("?", ""))
+            icon = Text(mark, style=style)
+        table.add_row(
+            icon, Text(step_label(step, count)), Text(duration(total)), text(step.error, "red")
+        )
     header = Text.assemble(
-        (outcome.name, "bold"), "  ", _status_text(outcome.status), f"  {duration(_age(outcome))}"
+        text(outcome.name, "bold"),
+        "  ",
+        _status_text(outcome.status),
+        f"  {duration(_age(outcome))}",
     )
     return Group(header, table)
 
@@ -102,7 +155,7 @@ def _age(outcome: Outcome) -> float | None:
 
 def _status_text(status: str) -> Text:
     style = {"SUCCEEDED": "green", "RUNNING": "yellow"}.get(status, "red")
-    return Text(status, style=f"bold {style}")
+    return text(status, f"bold {style}")
 
 
 class StepPrinter:
@@ -119,22 +172,22 @@ class StepPrinter:
         # Steps end in order: print those not printed yet.
         for step in done[self._printed :]:
             mark = "✓" if step.status == "succeeded" else ("✗" if step.status == "failed" else "·")
-            extra = f"  {step.error}" if step.error else ""
+            extra = f"  {printable(step.error)}" if step.error else ""
             retried = f" (retried {step.retries})" if step.retries else ""
-            label = f"{self.indent}{mark} {step.name}{retried}"
-            self.console.print(
-                f"{label:<34}{duration(step.seconds):>8}{extra}", markup=False, highlight=False
-            )
+            label = f"{self.indent}{mark} {printable(step.name)}{retried}"
+            self.console.print(Text(f"{label:<34}{duration(step.seconds):>8}{extra}"))
         self._printed = len(done)
 
 
 def outcome_line(outcome: Outcome) -> str:
+    """One line: the execution, how it ended and, if it failed, where and why (escaped)."""
     took = duration(_age(outcome))
+    name = printable(outcome.name)
     if outcome.succeeded:
-        return f"{outcome.name} SUCCEEDED in {took}"
-    where = f" at step {outcome.failed_step}" if outcome.failed_step else ""
-    why = f": {outcome.cause or outcome.error or 'no cause recorded'}"
-    return f"{outcome.name} {outcome.status} after {took}{where}{why}"
+        return f"{name} SUCCEEDED in {took}"
+    where = f" at step {printable(outcome.failed_step)}" if outcome.failed_step else ""
+    why = f": {printable(outcome.cause or outcome.error or 'no cause recorded')}"
+    return f"{name} {printable(outcome.status)} after {took}{where}{why}"
 
 
 # -- status -----------------------------------------------------------------------------------
@@ -187,8 +240,9 @@ def status_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def print_status(console: Console, data: dict[str, Any]) -> None:
-    for label, text in status_rows(data):
-        console.print(f"{label:<14} {text}", markup=False, highlight=False)
+    for label, line in status_rows(data):
+        # One row, one line: the terminal folds a long one, a log keeps it whole.
+        console.print(Text(f"{label:<14} {printable(line)}"), soft_wrap=True)
 
 
 def schedule_line(schedule: dict[str, Any]) -> str:
@@ -213,30 +267,52 @@ def execution_details(execution: dict[str, Any]) -> str:
     )
     if execution.get("seconds") is not None:
         line += f" · took {duration(execution['seconds'])}"
+    if execution.get("requested_by"):
+        line += f" · requested by {execution['requested_by']} ({REQUESTED_BY_LABEL})"
     if execution.get("error"):
         line += f" · {execution.get('cause') or execution['error']}"
-    return line
+    return printable(line)
 
 
-def history_table(executions: list[dict[str, Any]]) -> Table:
-    table = Table(show_edge=False, header_style="bold")
-    for column in ("Started (UTC)", "Execution", "What", "Trigger", "Status", "Took", "By"):
-        table.add_column(column)
-    table.add_column("Error", style="red", overflow="fold")
-    for execution in executions:
-        what = execution.get("mode") or "?"
+def history_view(executions: list[dict[str, Any]]) -> RenderableType:
+    """The executions as a table, then the error of each failed one on its own line.
+
+    Every execution name is whole, whatever the width: it is what ``watch`` and the console
+    take. The short columns never wrap; ``Requested by`` (free text from the execution's
+    input) folds into what is left; errors, often long, go below the table rather than into
+    a column that 120 terminal columns could not hold.
+    """
+    names = [printable(e.get("name")) for e in executions]
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+        header_style="bold",
+    )
+    table.add_column("Started (UTC)", no_wrap=True)
+    table.add_column("Execution", no_wrap=True, min_width=max(map(len, names), default=9))
+    for column in ("What", "Status", "Took"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("Requested by (as given)", overflow="fold", min_width=12)
+    errors: list[RenderableType] = []
+    for name, execution in zip(names, executions, strict=True):
+        what = str(execution.get("mode") or "?")
         if execution.get("revoke"):
-            what += f" {execution['revoke']}"
-        status = execution["status"]
-        style = {"SUCCEEDED": "green", "RUNNING": "yellow"}.get(status, "red")
+            what = f"{what} {execution['revoke']}"
+        if execution.get("trigger") not in (None, "manual"):
+            what = f"{what} ({execution['trigger']})"
+        status = execution.get("status")
+        style = {"SUCCEEDED": "green", "RUNNING": "yellow"}.get(str(status), "red")
         table.add_row(
-            (execution.get("started_at") or "").replace("T", " ").rstrip("Z"),
-            execution["name"],
-            what,
-            execution.get("trigger") or "?",
-            Text(status, style=style),
-            duration(execution.get("seconds")),
-            execution.get("requested_by") or "",
-            execution.get("cause") or execution.get("error") or "",
+            text((execution.get("started_at") or "").replace("T", " ").rstrip("Z")),
+            Text(name),
+            text(what),
+            text(status, style),
+            Text(duration(execution.get("seconds"))),
+            text(execution.get("requested_by")),
         )
-    return table
+        why = execution.get("cause") or execution.get("error")
+        if why:
+            errors.append(Text.assemble(f"{name}: ", text(why, "red")))
+    return Group(table, *errors)

@@ -14,15 +14,18 @@ names the sandbox gives them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shlex
+import stat
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from originlock.errors import TargetError
+from originlock.errors import NO_REGION, TargetError
 
 # Names in the sandbox (``originlock.sandbox.harness.deploy(name="originlock")``).
 SANDBOX_NAME = "originlock"
@@ -36,6 +39,7 @@ SANDBOX_STACK = f"{SANDBOX_NAME}-sandbox"
 # ``OriginHeaderName`` output, the sandbox in its description.
 HEADER_NAME = "x-cf-api-gateway-token"
 SANDBOX_FILE_ENV = "ORIGINLOCK_SANDBOX_FILE"
+SANDBOX_FILE_NAME = "sandbox.json"
 SANDBOX_REGION = "us-east-1"
 SANDBOX_CREDENTIALS = {
     "aws_access_key_id": "testing",
@@ -68,6 +72,22 @@ class TargetOptions:
     sandbox: bool = False
     endpoint_url: str | None = None
 
+    def command(self, *args: str) -> str:
+        """``originlock`` with the options that name this target, then *args*: a command line
+        that can be pasted as it is (hints, error messages)."""
+        words = ["originlock"]
+        if self.sandbox:
+            words.append("--sandbox")
+        for option, value in (
+            ("--endpoint-url", self.endpoint_url),
+            ("--stack", self.stack),
+            ("--region", self.region),
+            ("--profile", self.profile),
+        ):
+            if value and not (self.sandbox and option == "--endpoint-url"):
+                words += [option, value]
+        return shlex.join([*words, *args])
+
 
 @dataclass(frozen=True)
 class Target:
@@ -88,6 +108,8 @@ class Target:
     stack_name: str | None = None
     # The origin header CloudFront adds (what ``status`` looks for on the distribution).
     header_name: str = HEADER_NAME
+    # The options that named this target, for hints that can be pasted (``command``).
+    options: TargetOptions = field(default_factory=TargetOptions, compare=False)
     # One client per service, built on first use: building one costs 20-30 ms of CPU, and
     # watching an execution asks for two a poll.
     _clients: dict[str, Any] = field(
@@ -104,6 +126,11 @@ class Target:
     @property
     def local(self) -> bool:
         return self.endpoint_url is not None
+
+    def command(self, *args: str) -> str:
+        """The command line that runs *args* against this target (see
+        :meth:`TargetOptions.command`)."""
+        return self.options.command(*args)
 
     def client(self, service: str) -> Any:
         """This target's client for *service* (one per service; boto3 clients may be shared
@@ -135,32 +162,107 @@ class Target:
 
 
 # -- the sandbox's state file ------------------------------------------------------------
+# The state file says where the sandbox listens: whoever can write it points `--sandbox` at
+# their own endpoint, and whoever plants a symlink where it is written has the sandbox write
+# through it. So it lives in a directory only its user can enter, is written beside itself
+# and renamed into place (never opened by its final name), and is read only if it is a
+# regular file of the user's.
+
+
+def sandbox_dir() -> Path:
+    """The per-user directory of the state file: ``$XDG_RUNTIME_DIR`` when it is a directory
+    of the user's that nobody else can enter, else ``originlock-<uid>`` in the temporary
+    directory (created 0700 by :func:`write_sandbox_file`)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isabs(runtime):
+        try:
+            _check_private_dir(Path(runtime))
+        except (TargetError, OSError):
+            pass
+        else:
+            return Path(runtime) / "originlock"
+    return Path(tempfile.gettempdir()) / f"originlock-{os.getuid()}"
+
+
 def sandbox_file() -> Path:
-    """Where ``originlock sandbox`` records its endpoint and URLs (never a secret)."""
+    """Where ``originlock sandbox`` records its endpoint and URLs (never a secret):
+    ``ORIGINLOCK_SANDBOX_FILE``, else ``sandbox.json`` in :func:`sandbox_dir`."""
     configured = os.environ.get(SANDBOX_FILE_ENV)
     if configured:
         return Path(configured)
-    return Path(tempfile.gettempdir()) / f"originlock-sandbox-{os.getuid()}.json"
+    return sandbox_dir() / SANDBOX_FILE_NAME
+
+
+def _check_private_dir(path: Path) -> None:
+    """Refuse a directory that is a symlink, not the user's, or open to others."""
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise TargetError(f"refusing {path}: not a directory (a symlink or a file is there)")
+    if info.st_uid != os.getuid():
+        raise TargetError(f"refusing {path}: owned by uid {info.st_uid}, not by you")
+    if info.st_mode & 0o077:
+        raise TargetError(f"refusing {path}: others can enter it (mode {info.st_mode & 0o777:o})")
+
+
+def _private_dir(path: Path) -> None:
+    """Create *path* (0700) if missing, then check it as :func:`_check_private_dir` does."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    _check_private_dir(path)
 
 
 def write_sandbox_file(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n")
-    temporary.chmod(0o600)
-    temporary.replace(path)
+    """Write the state file atomically, owner-only, never through a symlink.
+
+    The default directory (:func:`sandbox_dir`) is created 0700 and must be the user's; a
+    file named by ``ORIGINLOCK_SANDBOX_FILE`` goes where it says. Either way the content is
+    written to a new file (``O_EXCL``, mode 0600) beside it and renamed over *path*, which
+    replaces a symlink planted there instead of following it.
+    """
+    if path.parent == sandbox_dir():
+        _private_dir(path.parent)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".sandbox-", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(json.dumps(data, indent=2) + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _read_own_file(path: Path) -> str:
+    """The text of *path* if it is a regular file of the user's (not followed if a symlink)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(descriptor) as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise TargetError(f"refusing the sandbox state file {path}: not a regular file")
+        if info.st_uid != os.getuid():
+            raise TargetError(
+                f"refusing the sandbox state file {path}: owned by uid {info.st_uid}, not by you"
+            )
+        return handle.read(1_000_000)
 
 
 def read_sandbox_file(path: Path | None = None) -> dict[str, Any]:
     path = path or sandbox_file()
     try:
-        data = json.loads(path.read_text())
+        if path.parent == sandbox_dir():
+            _check_private_dir(path.parent)
+        if path.is_symlink():
+            raise TargetError(f"refusing the sandbox state file {path}: it is a symlink")
+        data = json.loads(_read_own_file(path))
     except FileNotFoundError:
         raise TargetError(
             "no sandbox is running: start one with `originlock sandbox` (or `make sandbox`)"
         ) from None
     except (OSError, ValueError) as exc:
         raise TargetError(f"cannot read the sandbox state file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise TargetError(f"the sandbox state file {path} does not describe a sandbox")
     pid = data.get("pid")
     if isinstance(pid, int) and pid != os.getpid():
         try:
@@ -178,12 +280,17 @@ def read_sandbox_file(path: Path | None = None) -> dict[str, Any]:
 
 
 # -- resolving -----------------------------------------------------------------------------
-def _session(options: TargetOptions, **kwargs: Any) -> Any:
+def session_for(options: TargetOptions, **kwargs: Any) -> Any:
+    """A boto3 session for *options*: ``--profile``; the region from ``--region``, else
+    ``AWS_REGION``, else ``AWS_DEFAULT_REGION`` or the profile's (botocore's chain)."""
     import boto3
     from botocore.exceptions import ProfileNotFound
 
+    # botocore reads AWS_DEFAULT_REGION (then the profile) but not AWS_REGION, which the AWS
+    # SDKs and the AWS CLI read first: --region, then AWS_REGION, then botocore's chain.
+    region = options.region or os.environ.get("AWS_REGION") or None
     try:
-        return boto3.Session(profile_name=options.profile, region_name=options.region, **kwargs)
+        return boto3.Session(profile_name=options.profile, region_name=region, **kwargs)
     except ProfileNotFound:
         raise TargetError(f"AWS profile not found: {options.profile}") from None
 
@@ -198,24 +305,28 @@ def resolve(options: TargetOptions) -> Target:
     botocore.exceptions.NoCredentialsError, botocore.exceptions.ClientError
         From the AWS calls made to find it (the CLI reports them in one line).
     """
+    return replace(_resolve(options), options=options)
+
+
+def _resolve(options: TargetOptions) -> Target:
     if options.sandbox and options.endpoint_url:
         raise TargetError("--sandbox and --endpoint-url both name an endpoint: use one of them")
     if options.sandbox:
         info = read_sandbox_file()
         region = str(info.get("region") or SANDBOX_REGION)
-        session = _session(
+        session = session_for(
             TargetOptions(region=region), **SANDBOX_CREDENTIALS
         )  # moto accepts any credentials; the operator's are never sent to the sandbox
         return _resolve_at(options, session, str(info["endpoint_url"]), region, info)
     if options.endpoint_url:
-        session = _session(options)
-        region = options.region or session.region_name or SANDBOX_REGION
+        session = session_for(options)
+        region = session.region_name or SANDBOX_REGION
         info = _sandbox_info_for(options.endpoint_url)
         return _resolve_at(options, session, options.endpoint_url.rstrip("/"), region, info)
-    session = _session(options)
-    region = options.region or session.region_name
+    session = session_for(options)
+    region = session.region_name
     if not region:
-        raise TargetError("no AWS region: pass --region or set AWS_REGION (or a profile region)")
+        raise TargetError(NO_REGION)
     if not options.stack:
         raise TargetError(
             "which deployment? pass --stack NAME (the CDK stack) or --sandbox for the local one"

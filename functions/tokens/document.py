@@ -121,7 +121,8 @@ class TokenDocument:
             return cls(current=text, adopted_plain=True)
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: a deeply nested value (SSM's 8 KB holds enough brackets).
             raise CorruptDocumentError("parameter value is not valid JSON") from None
         if not isinstance(data, dict):
             raise CorruptDocumentError("token document is not a JSON object")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from originlock import operations
 from originlock.cli import app
 from originlock.sandbox import Sandbox
 from originlock.target import discover
-from tokens.document import TokenDocument, fingerprint
+from tokens.document import TokenDocument, fingerprint, generate_token
 
 pytestmark = pytest.mark.e2e
 
@@ -117,7 +118,37 @@ def test_revoke_all_yes_wait_json_replaces_every_value(sandbox: Sandbox) -> None
     assert before.current != after.current
 
 
+def set_previous(sb: Sandbox, previous: str | None) -> None:
+    """Set the document's previous slot (to a value CloudFront does not send: what a rotation
+    leaves until its drain ends; or to nothing, as Retire leaves it)."""
+    current = document(sb)
+    value = TokenDocument(
+        current=current.current,
+        previous=previous,
+        generation=current.generation + 1,
+        current_since=current.current_since,
+    ).to_json()
+    sb.client("ssm").put_parameter(
+        Name=sb.parameter_name, Value=value, Type="SecureString", Overwrite=True
+    )
+
+
+def test_revoke_previous_with_an_empty_slot_starts_nothing(sandbox: Sandbox) -> None:
+    wait_for_idle(sandbox)
+    set_previous(sandbox, None)
+    before = invoke(sandbox, ["--sandbox", "history", "--json"]).stdout
+
+    result = invoke(sandbox, ["--sandbox", "revoke", "previous", "--wait"])
+
+    assert result.exit_code == 0, result.stderr
+    assert "nothing to revoke" in result.stdout
+    assert invoke(sandbox, ["--sandbox", "history", "--json"]).stdout == before
+
+
 def test_revoke_previous_then_history_lists_it_first(sandbox: Sandbox) -> None:
+    wait_for_idle(sandbox)
+    set_previous(sandbox, generate_token())
+
     revoked = invoke(sandbox, ["--sandbox", "revoke", "previous", "--wait"])
     human = invoke(sandbox, ["--sandbox", "history"])
     as_json = invoke(sandbox, ["--sandbox", "history", "--limit", "2", "--json"])
@@ -134,6 +165,23 @@ def test_revoke_previous_then_history_lists_it_first(sandbox: Sandbox) -> None:
         "SUCCEEDED",
     )
     assert runs[0]["started_at"] >= runs[-1]["started_at"]
+
+
+def test_rotate_hint_reattaches_with_watch_as_pasted(sandbox: Sandbox) -> None:
+    # Given a rotation started without --wait, and the command its hint gives
+    started = invoke(sandbox, ["--sandbox", "rotate"])
+    assert started.exit_code == 0, started.stderr
+    hint = started.stdout.split("follow it with `", 1)[1].split("`", 1)[0]
+    name = started.stdout.split("started rotate: ", 1)[1].split()[0]
+    assert hint == f"originlock --sandbox watch {name}"
+
+    # When it is run as it is
+    watched = invoke(sandbox, shlex.split(hint)[1:])
+
+    # Then it follows that execution to its end, as --wait does
+    assert watched.exit_code == 0, watched.stderr
+    assert f"rotate: {name}" in watched.stdout
+    assert "✓ Promote" in watched.stdout and f"{name} SUCCEEDED" in watched.stdout
 
 
 def test_a_rotation_already_running_is_refused_in_one_line(sandbox: Sandbox) -> None:

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from originlock.operations import Outcome, explain_cause, steps_of
+from originlock.operations import Outcome, explain_cause, outcome_of, steps_of
 from originlock.render import StepPrinter, grouped, outcome_line
 
 T0 = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+
+
+def recorded(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A recorded ``DescribeExecution`` and ``GetExecutionHistory``, timestamps as boto3
+    gives them (datetimes)."""
+    data = json.loads((EVENTS / name).read_text())
+    described = dict(data["describe"])
+    for key in ("startDate", "stopDate"):
+        described[key] = datetime.fromisoformat(described[key])
+    events = [{**e, "timestamp": datetime.fromisoformat(e["timestamp"])} for e in data["events"]]
+    return described, events
 
 
 def events(*items: tuple[str, str | None]) -> list[dict[str, Any]]:
@@ -142,3 +155,37 @@ def test_step_printer_prints_each_step_once_when_it_ends() -> None:
     printer(done)
 
     assert len(lines) == 1 and "✓ Validate" in lines[0]
+
+
+def test_outcome_names_the_first_failing_step_not_the_failure_path() -> None:
+    # Given a real run: revoke all against a corrupt document. Stage fails; the failure path's
+    # ResetCachesAfterFailure reads the same document and fails too; then the Fail state.
+    described, history = recorded("history_revoke_all_corrupt_document.json")
+    failed = [s.name for s in steps_of(history) if s.status == "failed"]
+    assert failed == ["Stage", "ResetCachesAfterFailure", "Failed"]
+
+    outcome = outcome_of("arn", described, history)
+
+    # Then the step reported is the one that failed first, with the execution's own error
+    assert outcome.failed_step == "Stage"
+    assert outcome.error == "CorruptTokenDocumentError"
+    assert outcome.cause == "CorruptTokenDocumentError: slot current does not hold a usable token"
+    assert outcome_line(outcome).endswith(
+        "at step Stage: CorruptTokenDocumentError: slot current does not hold a usable token"
+    )
+
+
+def test_outcome_of_a_rejected_input_names_the_task_then_a_bare_fail_state() -> None:
+    rejected = events(
+        ("TaskStateEntered", "Validate"),
+        ("TaskScheduled", None),
+        ("TaskFailed", "InvalidRequestError"),
+        ("TaskStateExited", "Validate"),
+        ("FailStateEntered", "Rejected"),
+    )
+    described = {"name": "x", "status": "FAILED", "error": "InvalidRequestError"}
+
+    assert outcome_of("arn", described, rejected).failed_step == "Validate"
+    # Nothing failed before the Fail state: it is the step named
+    only_fail = [rejected[0], rejected[-1]]
+    assert outcome_of("arn", described, only_fail).failed_step == "Rejected"

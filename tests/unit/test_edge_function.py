@@ -20,13 +20,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
 from edge import (
     MAX_CODE_BYTES,
     SOURCE,
     EdgeFunctionConfigError,
     render,
 )
-
 from originlock.sandbox.edgefunction import (
     EdgeWorker,
     EdgeWorkerError,

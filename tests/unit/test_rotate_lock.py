@@ -229,4 +229,4 @@ def test_the_cli_ranks_requests_as_the_lock_does() -> None:
     from originlock.operations import PRIORITIES as CLI_PRIORITIES
     from rotate.adapters import PRIORITIES
 
-    assert CLI_PRIORITIES == dict(PRIORITIES)
+    assert dict(PRIORITIES) == CLI_PRIORITIES
