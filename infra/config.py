@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from infra.budget import DEFAULT_MAX_INSTANCES, max_age_for_budget
 from infra.constants import CONTEXT_DEFAULTS
 
 _HEADER = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+$")
@@ -81,7 +82,11 @@ class AppConfig:
     authorizer_cache_ttl_seconds: int
     authorizer_reserved_concurrency: int
     authorizer_token_source: str
+    # What the authorizer gets: the configured max age, raised to keep the fleet's SSM reads
+    # within the budget (infra/budget.py).
     authorizer_token_max_age_seconds: int
+    ssm_read_budget_per_second: int
+    authorizer_max_instances: int
     authorizer_refresh_interval_seconds: int
     backend_url: str
     cloud_front_logs_enabled: bool
@@ -142,6 +147,13 @@ class AppConfig:
             raise ConfigError(
                 "context authorizerRefreshIntervalSeconds exceeds authorizerTokenMaxAgeSeconds"
             )
+        budget = _int("ssmReadBudgetPerSecond", get("ssmReadBudgetPerSecond"), 1, 10000)
+        reserved = _int(
+            "authorizerReservedConcurrency", get("authorizerReservedConcurrency"), 0, 10000
+        )
+        instances = _int("authorizerMaxInstances", get("authorizerMaxInstances"), 0, 1_000_000)
+        instances = instances or reserved or DEFAULT_MAX_INSTANCES
+        token_max_age = max_age_for_budget(token_max_age, instances, budget)
         token_source = _str(get("authorizerTokenSource")).lower()
         if token_source not in TOKEN_SOURCES:
             raise ConfigError(
@@ -167,11 +179,11 @@ class AppConfig:
             authorizer_cache_ttl_seconds=_int(
                 "authorizerCacheTtlSeconds", get("authorizerCacheTtlSeconds"), 0, 3600
             ),
-            authorizer_reserved_concurrency=_int(
-                "authorizerReservedConcurrency", get("authorizerReservedConcurrency"), 0, 10000
-            ),
+            authorizer_reserved_concurrency=reserved,
             authorizer_token_source=token_source,
             authorizer_token_max_age_seconds=token_max_age,
+            ssm_read_budget_per_second=budget,
+            authorizer_max_instances=instances,
             authorizer_refresh_interval_seconds=refresh,
             backend_url=backend,
             cloud_front_logs_enabled=_bool("cloudFrontLogsEnabled", get("cloudFrontLogsEnabled")),

@@ -83,6 +83,11 @@ DENIED_METRIC = "Denied"
 
 API_STAGE = "$default"
 
+# Every status CloudFront takes a custom error response for: none is served from its cache
+# (docs/decisions.md, "No error answer is served from CloudFront's cache"). The sandbox's
+# distribution is configured the same way.
+NOT_CACHED_ERRORS = (400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504)
+
 SCHEDULE_INPUT: dict[str, Any] = {
     "mode": "rotate",
     "trigger": "schedule",
@@ -112,6 +117,10 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "authorizerTokenSource": "extension",
     "authorizerTokenMaxAgeSeconds": 60,
     "authorizerRefreshIntervalSeconds": 1,
+    # The fleet's SSM reads per second; the largest fleet (0: the reserved concurrency if set,
+    # else Lambda's default account quota). infra/budget.py derives the max age from both.
+    "ssmReadBudgetPerSecond": 10,
+    "authorizerMaxInstances": 0,
     "backendUrl": "",
     "cloudFrontLogsEnabled": True,
     "wafEnabled": True,

@@ -19,7 +19,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import AppConfig
-from infra.constants import ACCESS_LOG_DAYS, HEADER_VALUE_PLACEHOLDER
+from infra.constants import ACCESS_LOG_DAYS, HEADER_VALUE_PLACEHOLDER, NOT_CACHED_ERRORS
 from infra.findings import skip_checkov
 from infra.lambdas import acknowledge
 from infra.lockdown_api import LockdownApi
@@ -68,6 +68,14 @@ def distribution_config(
                     )
                 ],
             )
+        ],
+        # CloudFront caches an origin's 404/405/414/5xx (and 400/403/412/415 sent with a max-age)
+        # for the error caching minimum TTL, 10 s by default, whatever the cache policy: a
+        # failed authorizer invocation (500, on purpose uncached by API Gateway) would be served
+        # from CloudFront's cache after its cause is gone.
+        custom_error_responses=[
+            Cfn.CustomErrorResponseProperty(error_code=code, error_caching_min_ttl=0)
+            for code in NOT_CACHED_ERRORS
         ],
         default_cache_behavior=Cfn.DefaultCacheBehaviorProperty(
             target_origin_id=ORIGIN_ID,

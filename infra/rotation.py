@@ -230,9 +230,16 @@ class RotationWorkflow(Construct):
                 resources=[api.authorizer.function.function_arn],
             )
         )
+        # Is the lock's holder still running (a stale lock), was its step under way, and stop it
+        # when a revoke preempts it (docs/decisions.md, "Revoke preempts").
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=["states:DescribeExecution"], resources=[executions_arn(self)]
+                actions=[
+                    "states:DescribeExecution",
+                    "states:GetExecutionHistory",
+                    "states:StopExecution",
+                ],
+                resources=[executions_arn(self)],
             )
         )
         acknowledge(
@@ -246,7 +253,8 @@ class RotationWorkflow(Construct):
             ),
             (
                 executions_nag_id(self),
-                "DescribeExecution on this state machine's executions only (the stale-lock "
-                "check); execution names are made at run time.",
+                "Describe, read the history of and stop this state machine's executions only "
+                "(the stale-lock check; a revoke preempting the lock's holder); execution "
+                "names are made at run time.",
             ),
         )

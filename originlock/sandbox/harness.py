@@ -46,6 +46,8 @@ from moto.awslambda.models import LambdaFunction
 from moto.cloudfront import models as cf_models
 from moto.cloudfront.exceptions import CloudFrontException
 
+from infra.constants import NOT_CACHED_ERRORS
+
 REPO = Path(__file__).resolve().parents[2]
 FUNCTIONS_DIR = REPO / "functions"
 STATE_MACHINE_FILE = REPO / "statemachine" / "rotation.asl.json"
@@ -605,10 +607,6 @@ def load_definition(substitutions: Mapping[str, str]) -> str:
     if "${" in text:
         raise ValueError("unsubstituted placeholder left in the state machine definition")
     return text
-
-
-# The status codes CloudFront accepts a custom error response for (all of them, TTL 0).
-NOT_CACHED_ERRORS = (400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504)
 
 
 @dataclass

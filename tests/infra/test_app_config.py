@@ -112,3 +112,38 @@ def test_rate_seconds() -> None:
     assert rate_seconds("rate(1 hour)") == 3600
     assert rate_seconds("rate(30 minutes)") == 1800
     assert rate_seconds("cron(0 3 ? * MON *)") is None
+
+
+@pytest.mark.parametrize(
+    ("context", "max_age"),
+    [
+        # Lambda's default account quota (1,000 instances) at 10 reads/s: 1,000 / (0.8 * 10)
+        ({}, 125),
+        # a reservation caps the fleet: the configured 60 s already keeps within the budget
+        ({"authorizerReservedConcurrency": "100"}, 60),
+        # a larger budget, or a larger fleet
+        ({"ssmReadBudgetPerSecond": "40"}, 60),
+        ({"authorizerMaxInstances": "2000"}, 250),
+        # never below what is configured
+        ({"authorizerTokenMaxAgeSeconds": "300"}, 300),
+    ],
+)
+def test_the_authorizers_max_age_keeps_the_fleets_ssm_reads_within_the_budget(
+    context: dict[str, str], max_age: int
+) -> None:
+    derived = config(**context)
+    assert derived.authorizer_token_max_age_seconds == max_age
+    # and the fleet's worst case is then within the budget
+    from infra.budget import fleet_reads_per_second
+
+    assert (
+        fleet_reads_per_second(derived.authorizer_max_instances, max_age)
+        <= derived.ssm_read_budget_per_second
+    )
+
+
+def test_the_budgets_jitter_is_the_authorizers() -> None:
+    from authorizer.cache import JITTER as AUTHORIZER_JITTER
+    from infra.budget import JITTER
+
+    assert JITTER == AUTHORIZER_JITTER

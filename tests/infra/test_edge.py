@@ -61,6 +61,18 @@ def test_viewers_are_redirected_and_nothing_is_cached(synth: Synth) -> None:
     )
 
 
+def test_no_refusal_or_error_is_served_from_cloudfronts_cache(synth: Synth) -> None:
+    # CloudFront caches an origin's 404/405/414/5xx for 10 s unless a custom error response
+    # says otherwise: a failed authorizer invocation (500) must reach no viewer after its cause
+    [distribution] = synth.template.find_resources("AWS::CloudFront::Distribution").values()
+    responses = distribution["Properties"]["DistributionConfig"]["CustomErrorResponses"]
+    assert {r["ErrorCode"]: r["ErrorCachingMinTTL"] for r in responses} == dict.fromkeys(
+        (400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504), 0
+    )
+    # no error page is served instead of the origin's own answer
+    assert not any("ResponsePagePath" in r or "ResponseCode" in r for r in responses)
+
+
 def test_header_value_is_the_drift_guard_attribute_never_a_literal(synth: Synth) -> None:
     guard_id, _ = guard(synth)
     [origin] = distribution(synth)["Origins"]

@@ -26,8 +26,15 @@ ALLOWED_WILDCARDS: list[tuple[str, frozenset[str] | None, str]] = [
         None,
         rf":parameter/originlock/{STACK}/origin-token\.lock\.takeover\.\*$",
     ),
-    # This state machine's executions (names made at run time).
-    ("RotationRotateRole", frozenset({"states:DescribeExecution"}), rf":{STACK}-rotation:\*$"),
+    # This state machine's executions (names made at run time): is the lock's holder running,
+    # was its step under way, and stop it when a revoke preempts it.
+    (
+        "RotationRotateRole",
+        frozenset(
+            {"states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution"}
+        ),
+        rf":{STACK}-rotation:\*$",
+    ),
     # The drift guard asks whether the lock's holder still runs.
     (
         "EdgeOriginHeaderValueProviderRole",

@@ -83,6 +83,18 @@ def rotate_environment(synth: Synth) -> dict[str, Any]:
     return variables
 
 
+def test_rotate_waits_as_long_as_the_authorizers_copy_lives(synth: Synth) -> None:
+    # The stage wait is derived from the authorizer's max age: both from one setting
+    env = rotate_environment(synth)
+    props = synth.resource(synth.main.api.authorizer.function)["Properties"]
+    authorizer = props["Environment"]["Variables"]
+    assert env["AUTHORIZER_MAX_AGE_SECONDS"] == authorizer["TOKEN_CACHE_MAX_AGE_SECONDS"]
+    assert (
+        env["AUTHORIZER_REFRESH_INTERVAL_SECONDS"]
+        == authorizer["TOKEN_REFRESH_MIN_INTERVAL_SECONDS"]
+    )
+
+
 def test_rotate_environment_is_what_its_settings_read(synth: Synth) -> None:
     env = rotate_environment(synth)
     expected = {
@@ -116,8 +128,10 @@ def test_rotate_environment_is_what_its_settings_read(synth: Synth) -> None:
     assert settings.drain_seconds == 300
     assert settings.poll_interval_seconds == 30
     assert settings.deploy_timeout_seconds == 1800
-    assert settings.authorizer_max_age == 60
+    # the authorizer's max age as the SSM read budget sets it; the stage wait follows it
+    assert settings.authorizer_max_age == 125
     assert settings.authorizer_refresh_interval == 1
+    assert settings.stage_wait_seconds == 125 + 1 + 5
     assert settings.kms_key_id is None
     assert env["DISTRIBUTION_ID"] == {"Ref": synth.logical_id(synth.main.edge.distribution)}
     assert flatten(env["PROBE_URL"]).startswith("https://<")
@@ -171,7 +185,10 @@ def test_rotate_role_is_least_privilege(synth: Synth) -> None:
         frozenset({"lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration"}): [
             f"<{authorizer}.Arn>"
         ],
-        frozenset({"states:DescribeExecution"}): [f"{states}:execution:Originlock-rotation:*"],
+        # the lock's holder: running? its step under way? stop it (a revoke preempts it)
+        frozenset(
+            {"states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution"}
+        ): [f"{states}:execution:Originlock-rotation:*"],
         # CloudFront checks that UpdateDistribution's caller may read the web ACL,
         frozenset({"wafv2:GetWebACL"}): [flatten(web_acl(synth))],
         # and may read and write the log bucket's ACL (its log delivery's grant is there).
