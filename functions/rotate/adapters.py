@@ -9,10 +9,11 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from rotate.errors import (
     RotationInProgressError,
     StateConflictError,
     StoreUnavailableError,
+    TransientAwsError,
 )
 from rotate.settings import RotateSettings
 from tokens.document import CURRENT_SINCE_TAG, CorruptDocumentError, TokenDocument
@@ -35,12 +37,41 @@ THROTTLING = {
     "ThrottlingException",
     "TooManyRequestsException",
     "RequestLimitExceeded",
+    "RequestThrottled",
+    "SlowDown",
+}
+# Another update of the same resource is in progress (Lambda during a `cdk deploy`,
+# UpdateFunctionConfiguration racing another): it passes.
+CONFLICTS = {"ResourceConflictException", "ConcurrentModificationException", "ConflictException"}
+SERVER_ERRORS = {
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "InternalServerException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "ServiceException",
 }
 
 
 def _code(exc: Exception) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", type(exc).__name__))
+
+
+def transient(exc: Exception) -> bool:
+    """Whether a failed AWS call may succeed if made again: throttled, in conflict with an
+    update in progress, failed on AWS's side (5xx), or never answered (no connection, a
+    timeout: botocore's own errors). Nothing was changed by it."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, BotoCoreError):
+        return True
+    if not isinstance(exc, ClientError):
+        return False
+    code = _code(exc)
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return code in THROTTLING or code in CONFLICTS or code in SERVER_ERRORS or status >= 500
 
 
 # A write that must not land after another execution took the lock (the token document,
@@ -85,7 +116,10 @@ class _LazyClients:
                     read_timeout=20,
                     retries={"mode": "standard", "max_attempts": 3},
                 )
-            self._clients[key] = boto3.client(service, config=config)
+            client = boto3.client(service, config=config)
+            if service == "cloudfront":
+                keep_raw_distribution_config(client)
+            self._clients[key] = client
         return self._clients[key]
 
 
@@ -477,6 +511,8 @@ class LiveDistribution:
     status: str | None = None
     domain_name: str | None = None
     header_values: dict[str, str] = field(default_factory=dict)
+    # GetDistributionConfig's body as CloudFront sent it: what an update sends back, edited.
+    raw: bytes | None = field(default=None, repr=False)
 
 
 def header_values(
@@ -507,6 +543,80 @@ def with_header_value(
     return updated
 
 
+# The distribution's configuration travels as CloudFront's own XML. UpdateDistribution replaces
+# the whole configuration, and botocore drops every element its model does not know (the
+# Lambda runtime's botocore lags CloudFront's features): a read-modify-write through parsed
+# dicts would reset them. So GetDistributionConfig's body is kept as received, only the header
+# value is edited in it, and that document is what UpdateDistribution sends (signed as usual).
+RAW_BODY = "_originlock_raw_body"
+_outgoing = threading.local()
+
+
+def _keep_raw_body(http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+    if http_response is not None and http_response.status_code == 200:
+        parsed[RAW_BODY] = bytes(http_response.content)
+
+
+def _send_raw_body(params: dict[str, Any], **_: Any) -> None:
+    body = getattr(_outgoing, "body", None)
+    if body is not None:
+        params["body"] = body
+
+
+def keep_raw_distribution_config(client: Any) -> None:
+    """Make *client* keep GetDistributionConfig's body and send a raw UpdateDistribution body."""
+    events = client.meta.events
+    events.register("after-call.cloudfront.GetDistributionConfig", _keep_raw_body)
+    events.register("before-call.cloudfront.UpdateDistribution", _send_raw_body)
+
+
+def _xml(raw: bytes) -> tuple[Any, str]:
+    """The configuration's root element and CloudFront's namespace (``{ns}``)."""
+    from xml.etree import ElementTree
+
+    root = ElementTree.fromstring(raw)  # noqa: S314
+    namespace = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    return root, namespace
+
+
+def _xml_headers(root: Any, ns: str, origin_ids: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
+    """(origin id, OriginCustomHeader element) for every custom header of the target origins."""
+    for origin in root.iterfind(f"{ns}Origins/{ns}Items/{ns}Origin"):
+        origin_id = origin.findtext(f"{ns}Id") or ""
+        if origin_ids and origin_id not in origin_ids:
+            continue
+        for header in origin.iterfind(f"{ns}CustomHeaders/{ns}Items/{ns}OriginCustomHeader"):
+            yield origin_id, header
+
+
+def xml_header_values(raw: bytes, header_name: str, origin_ids: tuple[str, ...]) -> dict[str, str]:
+    """:func:`header_values`, read from CloudFront's XML."""
+    root, ns = _xml(raw)
+    return {
+        origin_id: header.findtext(f"{ns}HeaderValue") or ""
+        for origin_id, header in _xml_headers(root, ns, origin_ids)
+        if (header.findtext(f"{ns}HeaderName") or "").lower() == header_name
+    }
+
+
+def xml_with_header_value(
+    raw: bytes, header_name: str, origin_ids: tuple[str, ...], value: str
+) -> bytes:
+    """CloudFront's XML with only the header's value changed on the target origins; every
+    other element, known to botocore or not, as it was."""
+    from xml.etree import ElementTree
+
+    root, ns = _xml(raw)
+    for _, header in _xml_headers(root, ns, origin_ids):
+        if (header.findtext(f"{ns}HeaderName") or "").lower() == header_name:
+            element = header.find(f"{ns}HeaderValue")
+            if element is not None:
+                element.text = value
+    if ns:
+        ElementTree.register_namespace("", ns[1:-1])
+    return bytes(ElementTree.tostring(root, encoding="utf-8", xml_declaration=True))
+
+
 class Distribution:
     """The CloudFront distribution named by the settings, and only that one."""
 
@@ -526,7 +636,7 @@ class Distribution:
                 raise DistributionChangedError(
                     "the distribution changed between read and update"
                 ) from None
-            if code in THROTTLING:
+            if code in THROTTLING or transient(exc):
                 raise CloudFrontThrottledError(f"{operation}: {code}") from None
             if code == "NoSuchDistribution":
                 raise StateConflictError(
@@ -542,7 +652,13 @@ class Distribution:
     def config(self) -> LiveDistribution:
         response = self._call("get_distribution_config", Id=self.settings.distribution_id)
         config = response["DistributionConfig"]
-        return LiveDistribution(config, response["ETag"], header_values=self._values(config))
+        raw = response.get(RAW_BODY)
+        values = (
+            xml_header_values(raw, self.settings.header_name, self.settings.origin_ids)
+            if raw
+            else self._values(config)
+        )
+        return LiveDistribution(config, response["ETag"], header_values=values, raw=raw)
 
     def describe(self) -> LiveDistribution:
         response = self._call("get_distribution", Id=self.settings.distribution_id)
@@ -563,13 +679,25 @@ class Distribution:
             live.config, self.settings.header_name, self.settings.origin_ids, value
         )
         fence.ensure_fresh()
-        self._call(
-            "update_distribution",
-            fenced=True,
-            Id=self.settings.distribution_id,
-            IfMatch=live.etag,
-            DistributionConfig=config,
+        # The parsed copy satisfies botocore's parameter validation; CloudFront's own XML,
+        # edited, is what is sent (see RAW_BODY).
+        _outgoing.body = (
+            xml_with_header_value(
+                live.raw, self.settings.header_name, self.settings.origin_ids, value
+            )
+            if live.raw
+            else None
         )
+        try:
+            self._call(
+                "update_distribution",
+                fenced=True,
+                Id=self.settings.distribution_id,
+                IfMatch=live.etag,
+                DistributionConfig=config,
+            )
+        finally:
+            _outgoing.body = None
 
 
 class AuthorizerCaches:
@@ -581,11 +709,25 @@ class AuthorizerCaches:
         self.settings = settings
         self.clients = clients
 
+    def _call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """One call; a transient failure becomes :class:`TransientAwsError` (retried)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return dict(getattr(self.clients.get(service), operation)(**kwargs))
+        except (ClientError, BotoCoreError) as exc:
+            if transient(exc):
+                raise TransientAwsError(f"{service} {operation}: {_code(exc)}") from None
+            raise
+
     def reset_api_cache(self) -> bool:
         if not self.settings.api_id:
             return False
-        self.clients.get("apigatewayv2").reset_authorizers_cache(
-            ApiId=self.settings.api_id, StageName=self.settings.api_stage
+        self._call(
+            "apigatewayv2",
+            "reset_authorizers_cache",
+            ApiId=self.settings.api_id,
+            StageName=self.settings.api_stage,
         )
         return True
 
@@ -595,8 +737,7 @@ class AuthorizerCaches:
         name = self.settings.authorizer_function_name
         if not name:
             return False
-        client = self.clients.get("lambda")
-        config = client.get_function_configuration(FunctionName=name)
+        config = self._call("lambda", "get_function_configuration", FunctionName=name)
         variables = dict((config.get("Environment") or {}).get("Variables") or {})
         if variables.get(self.EPOCH_VARIABLE) != epoch:
             variables[self.EPOCH_VARIABLE] = epoch
@@ -605,20 +746,39 @@ class AuthorizerCaches:
                 "Environment": {"Variables": variables},
             }
             if config.get("RevisionId"):
+                # Another update since our read (a deploy): PreconditionFailed, retried.
                 kwargs["RevisionId"] = config["RevisionId"]
-            client.update_function_configuration(**kwargs)
+            try:
+                self._call("lambda", "update_function_configuration", **kwargs)
+            except Exception as exc:
+                if _code(exc) == "PreconditionFailedException":
+                    raise TransientAwsError("lambda: the configuration changed meanwhile") from None
+                raise
         # Wait even when an earlier attempt made the change: until the update is Successful,
         # Lambda still serves invocations from the old instances, and emptying API Gateway's
         # cache before that would let one of them allow a revoked value for another TTL.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            status = client.get_function_configuration(FunctionName=name).get("LastUpdateStatus")
-            if status in (None, "Successful"):
-                return True
-            if status == "Failed":
-                raise StateConflictError("the authorizer's configuration update failed")
-            time.sleep(1)
-        raise StateConflictError("the authorizer's configuration update did not finish in 60 s")
+        self._await_update(name)
+        return True
+
+    def _await_update(self, name: str) -> None:
+        """boto3's ``function_updated`` waiter (GetFunctionConfiguration every second, 60 s)."""
+        from botocore.exceptions import WaiterError
+
+        waiter = self.clients.get("lambda").get_waiter("function_updated")
+        try:
+            waiter.wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        except WaiterError as exc:
+            last = exc.last_response or {}
+            if (last.get("LastUpdateStatus")) == "Failed":
+                raise StateConflictError("the authorizer's configuration update failed") from None
+            if "Error" in last:
+                # The waiter's own call failed (throttled, unreachable): retried.
+                raise TransientAwsError(
+                    f"lambda GetFunctionConfiguration: {last['Error'].get('Code', 'Error')}"
+                ) from None
+            raise StateConflictError(
+                "the authorizer's configuration update did not finish in 60 s"
+            ) from None
 
 
 def probe(url: str, timeout: float = 5.0) -> int:

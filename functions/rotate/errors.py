@@ -46,7 +46,14 @@ class DistributionChangedError(RotationError):
 
 
 class CloudFrontThrottledError(RotationError):
-    """CloudFront throttled the call. Retried by the workflow."""
+    """CloudFront throttled the call, failed on its side, or could not be reached. Retried by
+    the workflow."""
+
+
+class TransientAwsError(RotationError):
+    """Another AWS call (API Gateway, Lambda, Step Functions) was throttled, met a conflicting
+    update in progress, failed on AWS's side or could not be reached. Retried by the
+    workflow: the call changes nothing when it fails."""
 
 
 class DeploymentTimeoutError(RotationError):

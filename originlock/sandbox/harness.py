@@ -372,6 +372,10 @@ class CloudFrontEdges:
         # (monotonic time of each UpdateDistribution, when its last edge switches): CloudFront's
         # own deploy time, which the rotation benchmark subtracts from a rotation's wall time.
         self.deploy_log: list[tuple[float, float]] = []
+        # Distribution id -> the configuration's XML as the last update sent it. CloudFront
+        # keeps every element, even one no SDK knows yet; moto parses and renders through
+        # botocore's model and drops those. GetDistributionConfig answers this XML.
+        self.raw_configs: dict[str, str] = {}
 
     # -- state ----------------------------------------------------------------
     def _new_etag(self) -> str:
@@ -494,11 +498,44 @@ class CloudFrontEdges:
         def status(dist: Any) -> str:
             return edges._status(dist.distribution_id)
 
+        self._install_raw_configs()
         setattr(backend_cls, "create_distribution_with_tags", create)
         setattr(backend_cls, "get_distribution", get)
         setattr(backend_cls, "get_distribution_config", get_config)
         setattr(backend_cls, "update_distribution", update)
         setattr(dist_cls, "status", property(status))
+
+    def _install_raw_configs(self) -> None:
+        from moto.cloudfront.responses import CloudFrontResponse
+
+        edges = self
+        self._originals["resp_update"] = CloudFrontResponse.update_distribution
+        self._originals["resp_get_config"] = CloudFrontResponse.get_distribution_config
+        update, get_config = (
+            self._originals["resp_update"],
+            self._originals["resp_get_config"],
+        )
+
+        def update_response(response: Any) -> Any:
+            result = update(response)
+            body = response.body
+            with edges._lock:
+                edges.raw_configs[response._get_param("Id")] = (
+                    body.decode() if isinstance(body, bytes) else str(body)
+                )
+            return result
+
+        def get_config_response(response: Any) -> Any:
+            dist_id = response._get_param("Id")
+            with edges._lock:
+                raw = edges.raw_configs.get(dist_id)
+            if raw is None:
+                return get_config(response)
+            _, etag = response.backend.get_distribution_config(dist_id)
+            return 200, {"ETag": etag, "Content-Type": "text/xml"}, raw
+
+        setattr(CloudFrontResponse, "update_distribution", update_response)
+        setattr(CloudFrontResponse, "get_distribution_config", get_config_response)
 
     def _maybe_throttle(self) -> None:
         with self._lock:
@@ -515,6 +552,10 @@ class CloudFrontEdges:
         setattr(backend_cls, "get_distribution", self._originals["get"])
         setattr(backend_cls, "get_distribution_config", self._originals["get_config"])
         setattr(backend_cls, "update_distribution", self._originals["update"])
+        from moto.cloudfront.responses import CloudFrontResponse
+
+        setattr(CloudFrontResponse, "update_distribution", self._originals["resp_update"])
+        setattr(CloudFrontResponse, "get_distribution_config", self._originals["resp_get_config"])
         if self._originals["status"] is None:
             # Distribution inherits ``status`` (moto's ManagedState): a class attribute left
             # here, even None, would hide it from every later distribution in this process.

@@ -190,6 +190,52 @@ def test_only_the_header_value_changes_in_the_distribution(make_world: Any) -> N
     world.assert_invariants(arn)
 
 
+# Elements no SDK knows (yet): one at the top of the configuration, one inside the origin.
+UNKNOWN_TOP = "<FutureEdgeFeature><Enabled>true</Enabled><Mode>strict</Mode></FutureEdgeFeature>"
+UNKNOWN_ORIGIN = "<FutureOriginSetting>42</FutureOriginSetting>"
+
+
+def canonical_without_header_value(raw: str) -> str:
+    """The XML, canonicalized, with every HeaderValue blanked (the one thing a rotation may
+    change)."""
+    from xml.etree import ElementTree
+
+    root = ElementTree.fromstring(raw)  # noqa: S314 - the test's own XML
+    for element in root.iter():
+        if element.tag.endswith("}HeaderValue") or element.tag == "HeaderValue":
+            element.text = ""
+    return ElementTree.canonicalize(ElementTree.tostring(root, encoding="unicode"))
+
+
+def test_an_element_the_sdk_does_not_know_survives_a_rotation(make_world: Any) -> None:
+    # Given a distribution on which someone turned on CloudFront features newer than any SDK
+    # the rotate function carries (moto's own renderer would drop them, as botocore does: the
+    # sandbox's CloudFront keeps the configuration's XML as it was sent, as CloudFront does)
+    from rotate.adapters import keep_raw_distribution_config
+
+    world = make_world()
+    client = world.session.client("cloudfront")
+    keep_raw_distribution_config(client)
+    dist_id = world.deployment.distribution_id
+    raw = client.get_distribution_config(Id=dist_id)["_originlock_raw_body"].decode()
+    edited = raw.replace("</DistributionConfig>", f"{UNKNOWN_TOP}</DistributionConfig>")
+    edited = edited.replace("<CustomHeaders>", f"{UNKNOWN_ORIGIN}<CustomHeaders>", 1)
+    assert edited.count("Future") == 4
+    world.edges.raw_configs[dist_id] = edited
+    before = world.document()
+
+    # When a rotation runs (it reads the configuration, edits the header, sends it back)
+    arn, result = world.run(ROTATE)
+
+    # Then the configuration CloudFront got is the same XML, but for the header's value
+    assert result["status"] == "SUCCEEDED", result
+    after = world.edges.raw_configs[dist_id]
+    assert after != edited and UNKNOWN_TOP in after and UNKNOWN_ORIGIN in after
+    assert canonical_without_header_value(after) == canonical_without_header_value(edited)
+    assert world.configured_value() == world.document().current != before.current
+    world.assert_invariants(arn)
+
+
 def test_deploy_timeout_keeps_everything_accepted_and_the_next_run_resumes(
     make_world: Any,
 ) -> None:
