@@ -13,6 +13,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
+from provision.aws import _client
 from tokens.document import CURRENT_SINCE_TAG
 
 NAMESPACE = "originlock"
@@ -62,14 +63,15 @@ def current_value_set_at(client: Any, name: str) -> datetime:
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    import boto3
     from aws_lambda_powertools import Logger, Metrics
     from aws_lambda_powertools.metrics import MetricUnit
 
     logger = Logger(service=SERVICE)
     name = os.environ["SSM_PARAMETER_NAME"]
     try:
-        modified = current_value_set_at(boto3.client("ssm"), name)
+        # botocore's standard retries (throttling, 5xx, no answer: 5 attempts), as every
+        # custom resource's client (provision/aws.py)
+        modified = current_value_set_at(_client("ssm"), name)
     except ParameterNotFoundError:
         logger.error("token parameter not found", parameter_name=name)
         return {"parameter_name": name, "age_seconds": None}
