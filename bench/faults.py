@@ -319,6 +319,9 @@ class FaultScenario(Observer):
     # -- SSM -------------------------------------------------------------------------------------
     def _authorizer_staleness(self, seconds: float) -> None:
         sb = self.sandbox
+        assert sb.ssm_faults is not None
+        # Reads that hung in the previous row end (and free moto's server threads) first.
+        time.sleep(sb.ssm_faults.hang)
         sb.update_function_env(
             sb.authorizer_function, {"TOKEN_MAX_STALENESS_SECONDS": f"{seconds}"}
         )

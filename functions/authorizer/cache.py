@@ -166,7 +166,9 @@ class AcceptedSetCache:
             return False
         # A cold instance: no copy to serve, so every request fails until a read succeeds.
         # Try again within this invocation while its time budget allows.
-        for pause in FIRST_READ_PAUSES:
+        for base in FIRST_READ_PAUSES:
+            # Jittered, so that instances started together do not retry together.
+            pause = base * (0.5 + self._jitter()) if self._jitter else base
             now = self._clock()
             if deadline is not None and now + pause + self.attempt_seconds > deadline:
                 return False

@@ -23,6 +23,7 @@ private API. ``tests/statemachine`` fails loudly if a moto upgrade changes them.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import io
@@ -243,7 +244,10 @@ class InProcessLambda:
         try:
             for _, instance in taken:
                 instance.invocations += 1
-                instance.handler(event, FakeContext(fn.function_name))
+                # A failed first invocation (the authorizer could not read the document and
+                # decided nothing) leaves the instance warm, as in Lambda.
+                with contextlib.suppress(Exception):
+                    instance.handler(event, FakeContext(fn.function_name))
         finally:
             for pool, instance in taken:
                 self._checkin(fn, pool, instance)
