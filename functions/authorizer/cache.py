@@ -20,6 +20,12 @@ A Deny is cached by API Gateway for its whole TTL, so the cache answers one of t
   ``max_age`` that could not be refreshed, or one older than ``max_staleness``. The handler
   then fails the invocation: API Gateway answers 500 and caches nothing.
 
+Edge-signed tokens (docs/edge-signed.md) are decided the same way: a token is allowed when
+an accepted value, as a signing key, signed it for a window within the tolerance of the wall
+clock; a Deny is certain on the same grounds, since a key, and the document's ``signing``
+settings, are staged at least ``max_age`` before any edge signs with them, and a window out of
+the tolerance stays out of it.
+
 Bounds (``t`` = the moment the document changes in SSM):
 
 * a value removed from the document is refused by every instance from ``t + max_age`` on
@@ -36,10 +42,12 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from tokens.document import CorruptDocumentError, TokenDocument
+from tokens.edge import Verifier
 from tokens.store import ParameterReader, StoreError
 
 
@@ -63,7 +71,7 @@ _ALLOW = {"pending": ALLOW_PENDING, "current": ALLOW_CURRENT, "previous": ALLOW_
 DENY_NO_MATCH = Decision(False, reason="no_match")
 NO_DECISION = Decision(False, reason=UNCERTAIN)
 # Pauses between a cold instance's first-read attempts inside one invocation.
-FIRST_READ_PAUSES = (0.05, 0.2, 0.5)
+FIRST_READ_PAUSES: tuple[float, ...] = (0.05, 0.2, 0.5)
 # At most this part of the max age is taken off a copy's life, at random, per good read.
 JITTER = 0.2
 
@@ -83,9 +91,13 @@ class AcceptedSetCache:
         sleep: Callable[[float], None] | None = None,
         attempt_seconds: float = 1.0,
         jitter: Callable[[], float] | None = None,
+        wall_clock: Callable[[], float] | None = None,
     ) -> None:
         self._reader = reader
         self._clock = clock
+        # Unix time, for the windows of edge-signed tokens (the monotonic clock above times
+        # the copy). None: time.time.
+        self._wall_clock = wall_clock
         self.max_age = max_age
         self.retry_interval = retry_interval
         self.max_staleness = max_staleness
@@ -101,6 +113,9 @@ class AcceptedSetCache:
         self._jitter = jitter
         self._refresh_after = max_age
         self._accepted: tuple[tuple[str, bytes], ...] = ()
+        # Checks edge-signed tokens against the same accepted values (as signing keys) when the
+        # document says how the edges sign; None otherwise.
+        self._verifier: Verifier | None = None
         self.generation: int | None = None
         self.last_good: float | None = None
         self.last_attempt: float | None = None
@@ -122,7 +137,17 @@ class AcceptedSetCache:
             # Any other failure (a reader bug, a botocore surprise) is an outage like the
             # ones above. The type name only: the message could quote what was read.
             return self._failed(type(exc).__name__)
+        verifier = None
+        if document.signing is not None:
+            signing = document.signing
+            verifier = Verifier(
+                document.accepted(),
+                signing.distribution_id,
+                signing.window_seconds,
+                signing.tolerance_windows,
+            )
         self._accepted = document.accepted()
+        self._verifier = verifier
         self.generation = document.generation
         self.last_good = now
         self._refresh_after = (
@@ -185,6 +210,11 @@ class AcceptedSetCache:
         for slot, value in self._accepted:
             if hmac.compare_digest(presented, value):
                 matched = slot
+        if matched is None and self._verifier is not None and presented.startswith(b"v1."):
+            # An edge-signed token: a value sent as is never has this form (43 URL-safe
+            # characters, no dot), an adopted one might, so it was compared above first.
+            now = self._wall_clock() if self._wall_clock is not None else _time.time()
+            matched = self._verifier.verify(presented, now)
         return matched
 
     def decide(self, presented: bytes, deadline: float | None = None) -> Decision:

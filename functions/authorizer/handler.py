@@ -1,11 +1,12 @@
 """HTTP API Lambda authorizer (payload format 2.0, simple responses).
 
 Allows a request only when it carries exactly one origin header whose value is in the token
-document's accepted set. Denies only when it is certain: API Gateway caches a Deny for the
-authorizer's TTL. When it cannot be certain (the document cannot be read, or the instance is
-misconfigured) it fails the invocation with :class:`UndecidedError`: API Gateway answers 500
-and caches nothing. Nothing a request carries makes it raise: a malformed request, or an
-unexpected error while handling one, is denied.
+document's accepted set, or is a token signed with an accepted value (edge-signed mode).
+Denies only when it is certain: API Gateway caches a Deny for the authorizer's TTL. When it
+cannot be certain (the document cannot be read, or the instance is misconfigured) it fails the
+invocation with :class:`UndecidedError`: API Gateway answers 500 and caches nothing. Nothing a
+request carries makes it raise: a malformed request, or an unexpected error while handling
+one, is denied.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def build_runtime(settings: AuthorizerSettings, telemetry: Telemetry) -> Runtime
         sleep=time.sleep,
         attempt_seconds=settings.read_timeout,
         jitter=_jitter,
+        wall_clock=time.time,
     )
     return Runtime(settings, cache)
 

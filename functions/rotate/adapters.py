@@ -23,6 +23,7 @@ from rotate.errors import (
     CorruptTokenDocumentError,
     DistributionChangedError,
     LockLostError,
+    NoSigningKeyError,
     RotationInProgressError,
     StateConflictError,
     StoreUnavailableError,
@@ -506,11 +507,12 @@ class Lock:
 class LiveDistribution:
     """What the distribution is configured to send, and its deployment status."""
 
-    config: dict[str, Any]
+    # Both hold the values the edges send: kept out of the repr (a traceback, a log line).
+    config: dict[str, Any] = field(repr=False)
     etag: str
     status: str | None = None
     domain_name: str | None = None
-    header_values: dict[str, str] = field(default_factory=dict)
+    header_values: dict[str, str] = field(default_factory=dict, repr=False)
     # GetDistributionConfig's body as CloudFront sent it: what an update sends back, edited.
     raw: bytes | None = field(default=None, repr=False)
 
@@ -700,6 +702,162 @@ class Distribution:
             _outgoing.body = None
 
 
+# The name SigningKeys reports the store's key under, beside the origins' static headers.
+KEY_VALUE_STORE = "key-value-store"
+
+
+class SigningKeys:
+    """Edge-signed mode: what the edges sign with is the KeyValueStore's signing key.
+
+    The same port as :class:`Distribution`, so the steps are the same in both modes: ``config``
+    reads what the edges use (the store's key, and any static origin header the distribution
+    still carries while a deploy switches modes); ``send`` writes the key with the store's ETag
+    (``UpdateKeys``, fenced); ``describe`` reports ``Deployed`` once the store's last change is
+    ``propagation_seconds`` old (AWS gives no per-edge signal: docs/edge-signed.md), the
+    distribution itself is deployed, and, when the function is named, CloudFront's own run of
+    the published function (``TestFunction``) signs with that key. The key never leaves this
+    object: results carry key ids and fingerprints only.
+    """
+
+    def __init__(
+        self,
+        settings: RotateSettings,
+        clients: _LazyClients = CLIENTS,
+        distribution: Distribution | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.clients = clients
+        self.distribution = distribution or Distribution(settings, clients)
+        self.clock = clock
+
+    def _call(self, operation: str, fenced: bool = False, **kwargs: Any) -> dict[str, Any]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            client = self.clients.get("cloudfront-keyvaluestore", fenced=fenced)
+            return dict(getattr(client, operation)(KvsARN=self.settings.kvs_arn, **kwargs))
+        except ClientError as exc:
+            code = _code(exc)
+            if code == "ConflictException":
+                # The ETag is stale: retried with a fresh one, like a PreconditionFailed.
+                raise DistributionChangedError(
+                    "the KeyValueStore changed between read and update"
+                ) from None
+            if code in THROTTLING or transient(exc):
+                raise CloudFrontThrottledError(f"KeyValueStore {operation}: {code}") from None
+            raise
+        except BotoCoreError as exc:
+            raise CloudFrontThrottledError(
+                f"KeyValueStore {operation}: {type(exc).__name__}"
+            ) from None
+
+    def _store(self) -> tuple[str | None, str, float]:
+        """The store's signing key (``None`` when it holds none), ETag and last change."""
+        from botocore.exceptions import ClientError
+
+        from tokens.edge import KVS_KEY_NAME
+
+        described = self._call("describe_key_value_store")
+        try:
+            key: str | None = self._call("get_key", Key=KVS_KEY_NAME).get("Value")
+        except ClientError as exc:
+            if _code(exc) != "ResourceNotFoundException":
+                raise
+            key = None  # the store exists (described above): the key does not
+        modified = described.get("LastModified") or described.get("Created")
+        changed = modified.timestamp() if isinstance(modified, datetime) else 0.0
+        return key, str(described["ETag"]), changed
+
+    def _values(self, key: str | None, static: Mapping[str, str]) -> dict[str, str]:
+        values = dict(static)
+        if key is not None:
+            values[KEY_VALUE_STORE] = key
+        if not values:
+            raise NoSigningKeyError(
+                "the KeyValueStore holds no signing key and no origin carries the header"
+            )
+        return values
+
+    def config(self) -> LiveDistribution:
+        key, etag, _ = self._store()
+        static = self.distribution.config().header_values
+        return LiveDistribution({}, etag, header_values=self._values(key, static))
+
+    def describe(self) -> LiveDistribution:
+        key, etag, changed = self._store()
+        live = self.distribution.describe()
+        if live.header_values:
+            raise StateConflictError(
+                "edge-signed mode, but origin(s) "
+                f"{', '.join(sorted(live.header_values))} still carry a static origin header: "
+                "finish the deploy that switches modes, then run the rotation again"
+            )
+        values = self._values(key, {})
+        propagated = self.clock() - changed >= self.settings.propagation_seconds
+        signing = propagated and live.status == "Deployed" and self._edges_sign_with(key)
+        return LiveDistribution(
+            {},
+            etag,
+            status="Deployed" if signing else "InProgress",
+            domain_name=live.domain_name,
+            header_values=values,
+        )
+
+    def _edges_sign_with(self, key: str | None) -> bool:
+        """Whether CloudFront's run of the published function signs with *key* (``True``
+        when no function is named: the propagation wait alone then decides)."""
+        name = self.settings.edge_function_name
+        if name is None or key is None:
+            return key is not None
+        from tokens.edge import key_id, parse
+
+        client = self.clients.get("cloudfront")
+        try:
+            etag = client.describe_function(Name=name, Stage="LIVE")["ETag"]
+            event = {
+                "version": "1.0",
+                "context": {
+                    "distributionId": self.settings.distribution_id,
+                    "eventType": "viewer-request",
+                },
+                "viewer": {"ip": "198.51.100.7"},
+                "request": {
+                    "method": "GET",
+                    "uri": "/",
+                    "querystring": {},
+                    "headers": {},
+                    "cookies": {},
+                },
+            }
+            result = client.test_function(
+                Name=name, IfMatch=etag, Stage="LIVE", EventObject=json.dumps(event).encode()
+            )["TestResult"]
+        except Exception as exc:
+            if transient(exc):
+                raise CloudFrontThrottledError(f"TestFunction: {_code(exc)}") from None
+            raise
+        try:
+            output = json.loads(result.get("FunctionOutput") or "{}")
+            header = output["request"]["headers"][self.settings.header_name]["value"]
+        except (ValueError, KeyError, TypeError):
+            return False  # no token: the function has no usable key yet
+        token = parse(header)
+        return token is not None and token.kid == key_id(key)
+
+    def send(self, live: LiveDistribution, value: str, fence: Fence) -> None:
+        """UpdateKeys with the store's ETag, fenced: the store's signing key becomes *value*."""
+        from tokens.edge import KVS_KEY_NAME
+
+        fence.ensure_fresh()
+        self._call(
+            "update_keys",
+            fenced=True,
+            IfMatch=live.etag,
+            Puts=[{"Key": KVS_KEY_NAME, "Value": value}],
+        )
+
+
 class AuthorizerCaches:
     """API Gateway's authorizer result cache and the authorizer's warm instances."""
 
@@ -829,6 +987,7 @@ class Ports:
 
     @classmethod
     def for_settings(cls, settings: RotateSettings) -> Ports:
-        return cls(
-            TokenStore(settings), Lock(settings), Distribution(settings), AuthorizerCaches(settings)
+        edges: DistributionPort = (
+            SigningKeys(settings) if settings.edge_signed else Distribution(settings)
         )
+        return cls(TokenStore(settings), Lock(settings), edges, AuthorizerCaches(settings))

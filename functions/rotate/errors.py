@@ -37,6 +37,11 @@ class NoOriginHeaderError(RotationError):
     """No origin of the distribution carries the origin header: nothing to rotate."""
 
 
+class NoSigningKeyError(NoOriginHeaderError):
+    """Edge-signed mode: the KeyValueStore holds no signing key (and no origin carries a static
+    header): nothing to rotate. Deploying the stack puts the first key in place."""
+
+
 class UnknownOriginHeaderError(RotationError):
     """CloudFront sends a value the token document does not know (changed out of band)."""
 

@@ -8,6 +8,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 DEFAULT_HEADER = "x-cf-api-gateway-token"
+LOCK_MODES = ("header", "edge-signed")
+# Edge-signed mode: no AWS figure exists for a KeyValueStore write to reach every edge
+# ("seconds" in third-party reports, ../shared/FACTS.md); the rotation waits this long after
+# its write, then checks through CloudFront (docs/edge-signed.md).
+DEFAULT_PROPAGATION_SECONDS = 60.0
+DEFAULT_EDGE_POLL_SECONDS = 5.0
+DEFAULT_EDGE_DRAIN_SECONDS = 60.0
 
 
 class SettingsError(Exception):
@@ -64,6 +71,19 @@ class RotateSettings:
     verify_interval_seconds: float = 5.0
     probe_url: str | None = None
     api_url: str | None = None
+    # What the edges send (docs/edge-signed.md): "header" (a stored value, the distribution's
+    # origin custom header) or "edge-signed" (a CloudFront Function signs with the key in the
+    # KeyValueStore). From the deployment, never from the input.
+    lock_mode: str = "header"
+    kvs_arn: str | None = None
+    edge_function_name: str | None = None
+    propagation_seconds: float = DEFAULT_PROPAGATION_SECONDS
+    window_seconds: int = 60
+    tolerance_windows: int = 1
+
+    @property
+    def edge_signed(self) -> bool:
+        return self.lock_mode == "edge-signed"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RotateSettings:
@@ -92,7 +112,27 @@ class RotateSettings:
                 "stage waits must not be shorter than the authorizer refresh interval"
             )
         origins = tuple(o.strip() for o in env.get("ORIGIN_IDS", "").split(",") if o.strip())
-        poll = _number(env, "POLL_INTERVAL_SECONDS", cls.poll_interval_seconds)
+        mode = env.get("LOCK_MODE", "").strip() or "header"
+        if mode not in LOCK_MODES:
+            raise SettingsError("LOCK_MODE must be 'header' or 'edge-signed'")
+        edge = mode == "edge-signed"
+        kvs_arn = env.get("KVS_ARN", "").strip() or None
+        if edge and not kvs_arn:
+            raise SettingsError("missing settings: KVS_ARN (edge-signed mode)")
+        window = int(_number(env, "EDGE_WINDOW_SECONDS", 60))
+        tolerance = int(_number(env, "EDGE_TOLERANCE_WINDOWS", 1))
+        if edge:
+            from tokens.edge import EdgeTokenError, check_signing_settings
+
+            try:
+                check_signing_settings(env["DISTRIBUTION_ID"].strip(), window, tolerance)
+            except EdgeTokenError as exc:
+                raise SettingsError(f"edge-signed settings: {exc}") from None
+        poll = _number(
+            env,
+            "POLL_INTERVAL_SECONDS",
+            DEFAULT_EDGE_POLL_SECONDS if edge else cls.poll_interval_seconds,
+        )
         if poll <= 0:
             raise SettingsError("POLL_INTERVAL_SECONDS must be positive")
         return cls(
@@ -113,7 +153,9 @@ class RotateSettings:
             deploy_timeout_seconds=_number(
                 env, "DEPLOY_TIMEOUT_SECONDS", cls.deploy_timeout_seconds
             ),
-            drain_seconds=_number(env, "DRAIN_SECONDS", cls.drain_seconds),
+            drain_seconds=_number(
+                env, "DRAIN_SECONDS", DEFAULT_EDGE_DRAIN_SECONDS if edge else cls.drain_seconds
+            ),
             lock_takeover_grace_seconds=_number(
                 env, "LOCK_TAKEOVER_GRACE_SECONDS", cls.lock_takeover_grace_seconds
             ),
@@ -124,6 +166,14 @@ class RotateSettings:
             ),
             probe_url=env.get("PROBE_URL") or None,
             api_url=env.get("API_URL") or None,
+            lock_mode=mode,
+            kvs_arn=kvs_arn,
+            edge_function_name=env.get("EDGE_FUNCTION_NAME", "").strip() or None,
+            propagation_seconds=_number(
+                env, "EDGE_PROPAGATION_SECONDS", DEFAULT_PROPAGATION_SECONDS
+            ),
+            window_seconds=window,
+            tolerance_windows=tolerance,
         )
 
     def timings(self, mode: str = "rotate", scope: str | None = None) -> dict[str, int]:

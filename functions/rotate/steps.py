@@ -22,7 +22,14 @@ from rotate.errors import (
     VerificationFailedError,
 )
 from rotate.settings import RotateSettings
-from tokens.document import TokenDocument, fingerprint, generate_token
+from tokens.document import (
+    EDGE_SIGNED_MODE,
+    HEADER_MODE,
+    Signing,
+    TokenDocument,
+    fingerprint,
+    generate_token,
+)
 
 MODES = ("rotate", "revoke")
 REVOKE_SCOPES = ("previous", "all")
@@ -140,24 +147,68 @@ def stage(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, A
     sent = _sent(live)
     _check_known(document, live)
     replaced = None
+    mode = _mode_fields(document, settings)
     if document.pending is not None:
         if not _revoking_all(call) or document.pending in sent:
             # Roll forward rather than stage a second value.
+            if mode:
+                # The mode (and how the edges sign) is written before the stage wait, like a
+                # value: by the switch every authorizer has had it for the max age.
+                document = document.evolve(**mode)
+                ports.store.write(document, ports.lock.fence(call.execution_id))
             return {
                 "pending": fingerprint(document.pending),
                 "reused": True,
                 "replaced": None,
                 "generation": document.generation,
+                **_key_id(document, settings),
             }
         replaced = fingerprint(document.pending)
-    staged = document.evolve(pending=generate_token())
+    staged = document.evolve(pending=_new_value(document, settings), **mode)
     ports.store.write(staged, ports.lock.fence(call.execution_id))
     return {
         "pending": fingerprint(staged.pending),
         "reused": False,
         "replaced": replaced,
         "generation": staged.generation,
+        **_key_id(staged, settings),
     }
+
+
+def _mode_fields(document: TokenDocument, settings: RotateSettings) -> dict[str, Any]:
+    """What the document must say about the deployment's mode, where it does not say it yet.
+
+    Edge-signed: the mode and how the edges sign (the authorizer checks tokens with it). Header
+    mode keeps the signing settings: a key left in a slot by a switch back from edge-signed
+    mode stays accepted, in both forms, until it is retired."""
+    if not settings.edge_signed:
+        return {"mode": HEADER_MODE} if document.mode != HEADER_MODE else {}
+    signing = Signing(settings.distribution_id, settings.window_seconds, settings.tolerance_windows)
+    if document.mode == EDGE_SIGNED_MODE and document.signing == signing:
+        return {}
+    return {"mode": EDGE_SIGNED_MODE, "signing": signing}
+
+
+def _new_value(document: TokenDocument, settings: RotateSettings) -> str:
+    """A fresh value; in edge-signed mode a key whose key id no other slot's key has, so a
+    token's key id always names one key (a clash is a 1 in 2**32 event)."""
+    value = generate_token()
+    if settings.edge_signed:
+        from tokens.edge import key_id
+
+        taken = set(document.key_ids().values()) if document.mode == EDGE_SIGNED_MODE else set()
+        while key_id(value) in taken:
+            value = generate_token()
+    return value
+
+
+def _key_id(document: TokenDocument, settings: RotateSettings) -> dict[str, Any]:
+    """The pending key's id (public: every token it signs carries it), edge-signed mode only."""
+    if not settings.edge_signed or document.pending is None:
+        return {}
+    from tokens.edge import key_id
+
+    return {"pending_kid": key_id(document.pending)}
 
 
 def switch(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, Any]:

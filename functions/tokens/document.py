@@ -10,6 +10,20 @@ The accepted set is the non-null values among ``pending``, ``current`` and
 ``previous``. A parameter that holds a bare token (not a JSON object), as the
 blog's deployment leaves it, reads as ``{"current": <that value>}``.
 
+Two optional fields serve the edge-signed mode (docs/edge-signed.md)::
+
+    "mode": "edge-signed",
+    "signing": {"distribution_id": "E2QWRUHAPOMQZL", "window_seconds": 60,
+                "tolerance_windows": 1}
+
+``mode`` says what the edges are meant to send: the slot's value itself (``header``, the
+default) or a token signed with it (``edge-signed``: the slots then hold signing keys).
+``signing`` says how to check a signed token. An accepted value is accepted in both forms
+whatever the mode: sent as is, or as the key of a signed token when ``signing`` is set. That
+is never weaker than one form alone (whoever knows a value can send it and sign with it
+alike), and it lets a deployment switch modes with the other mode's value kept in a slot,
+accepted until it is retired (docs/decisions.md, "Edge-signed mode").
+
 Nothing here ever puts a token value into an exception message, a ``repr`` or
 a log line: callers pass :func:`fingerprint` values around instead.
 """
@@ -22,6 +36,9 @@ from dataclasses import dataclass, field, replace
 
 FORMAT_VERSION = 1
 SLOTS: tuple[str, ...] = ("pending", "current", "previous")
+HEADER_MODE = "header"
+EDGE_SIGNED_MODE = "edge-signed"
+LOCK_MODES: tuple[str, ...] = (HEADER_MODE, EDGE_SIGNED_MODE)
 # 32 random bytes -> 43 URL-safe base64 characters (A-Z a-z 0-9 - _): 256 bits,
 # fixed length, no comma (API Gateway joins repeated headers with commas).
 TOKEN_BYTES = 32
@@ -79,6 +96,41 @@ def valid_token(value: object) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class Signing:
+    """How the edges sign (edge-signed mode): what the authorizer needs to check a token."""
+
+    distribution_id: str
+    window_seconds: int
+    tolerance_windows: int
+
+    @classmethod
+    def parse(cls, data: object) -> Signing:
+        from tokens.edge import EdgeTokenError, check_signing_settings
+
+        if not isinstance(data, dict):
+            raise CorruptDocumentError("signing is not a JSON object")
+        signing = cls(
+            data.get("distribution_id"),  # type: ignore[arg-type]
+            data.get("window_seconds"),  # type: ignore[arg-type]
+            data.get("tolerance_windows"),  # type: ignore[arg-type]
+        )
+        try:
+            check_signing_settings(
+                signing.distribution_id, signing.window_seconds, signing.tolerance_windows
+            )
+        except EdgeTokenError as exc:
+            raise CorruptDocumentError(f"signing: {exc}") from None
+        return signing
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "distribution_id": self.distribution_id,
+            "window_seconds": self.window_seconds,
+            "tolerance_windows": self.tolerance_windows,
+        }
+
+
 def utc_now() -> str:
     from datetime import UTC, datetime
 
@@ -97,6 +149,9 @@ class TokenDocument:
     # When the value in ``current`` became current (None: not known, e.g. adopted).
     current_since: str | None = None
     adopted_plain: bool = False
+    # What the edges are meant to send (module docstring), and how they sign.
+    mode: str = HEADER_MODE
+    signing: Signing | None = None
 
     # -- reading ---------------------------------------------------------
     @classmethod
@@ -149,6 +204,13 @@ class TokenDocument:
             raise CorruptDocumentError("current_since is not a string")
         if not any(slots.values()):
             raise CorruptDocumentError("token document accepts no value")
+        mode = data.get("mode", HEADER_MODE)
+        if mode not in LOCK_MODES:
+            raise CorruptDocumentError("mode is not 'header' or 'edge-signed'")
+        raw_signing = data.get("signing")
+        signing = None if raw_signing is None else Signing.parse(raw_signing)
+        if mode == EDGE_SIGNED_MODE and signing is None:
+            raise CorruptDocumentError("an edge-signed document has no signing settings")
         return cls(
             current=slots["current"],
             previous=slots["previous"],
@@ -156,6 +218,8 @@ class TokenDocument:
             generation=generation,
             updated_at=updated_at,
             current_since=current_since,
+            mode=mode,
+            signing=signing,
         )
 
     def accepted(self) -> tuple[tuple[str, bytes], ...]:
@@ -181,19 +245,22 @@ class TokenDocument:
 
     # -- writing ---------------------------------------------------------
     def to_json(self) -> str:
-        """Encode for the parameter (always the JSON form, even for an adopted bare token)."""
-        return json.dumps(
-            {
-                "format": FORMAT_VERSION,
-                "pending": self.pending,
-                "current": self.current,
-                "previous": self.previous,
-                "generation": self.generation,
-                "updated_at": self.updated_at,
-                "current_since": self.current_since,
-            },
-            separators=(",", ":"),
-        )
+        """Encode for the parameter (always the JSON form, even for an adopted bare token).
+        ``mode`` and ``signing`` only when set: a header-mode document stays as it was."""
+        data: dict[str, object] = {
+            "format": FORMAT_VERSION,
+            "pending": self.pending,
+            "current": self.current,
+            "previous": self.previous,
+            "generation": self.generation,
+            "updated_at": self.updated_at,
+            "current_since": self.current_since,
+        }
+        if self.mode != HEADER_MODE:
+            data["mode"] = self.mode
+        if self.signing is not None:
+            data["signing"] = self.signing.to_dict()
+        return json.dumps(data, separators=(",", ":"))
 
     def evolve(self, **changes: object) -> TokenDocument:
         """A copy with *changes*, the next generation and a fresh timestamp (``current_since``
@@ -219,4 +286,19 @@ class TokenDocument:
             "current_since": self.current_since,
             "fingerprints": self.fingerprints(),
             "adopted_plain": self.adopted_plain,
+            "mode": self.mode,
+            "key_ids": self.key_ids(),
+        }
+
+    def key_ids(self) -> dict[str, str | None]:
+        """In edge-signed mode, the key id (in every token it signs) of each slot's key; empty
+        in header mode. Public: a kid is a hash that reveals nothing about the key."""
+        if self.mode != EDGE_SIGNED_MODE:
+            return {}
+        from tokens.edge import key_id, valid_signing_key
+
+        return {
+            slot: key_id(value) if valid_signing_key(value) else None
+            for slot in SLOTS
+            if (value := getattr(self, slot)) is not None
         }

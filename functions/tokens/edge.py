@@ -105,6 +105,14 @@ def check_window_settings(window_seconds: int, tolerance_windows: int) -> None:
         raise EdgeTokenError(f"tolerance must be 0-{MAX_TOLERANCE_WINDOWS} whole windows")
 
 
+def check_signing_settings(
+    distribution_id: object, window_seconds: object, tolerance_windows: object
+) -> None:
+    """Raise :class:`EdgeTokenError` unless a token document's signing settings are usable."""
+    _distribution_bytes(distribution_id)  # type: ignore[arg-type]
+    check_window_settings(window_seconds, tolerance_windows)  # type: ignore[arg-type]
+
+
 def key_id(key: str | bytes) -> str:
     """The key id a token carries: ``sha256("originlock:kid:" + key)``, first 8 hex digits.
 

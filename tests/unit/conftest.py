@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -92,7 +93,9 @@ def instance(
     """A fresh authorizer instance whose reader is *parameter* and whose clock is *clock*."""
     monkeypatch.setattr(authorizer.handler, "default_reader", lambda *_args: parameter)
     monkeypatch.setattr(
-        authorizer.handler, "time", SimpleNamespace(monotonic=clock, sleep=clock.advance)
+        authorizer.handler,
+        "time",
+        SimpleNamespace(monotonic=clock, sleep=clock.advance, time=time.time),
     )
     return AuthorizerInstance(parameter, clock, handler_environ)
 

@@ -15,6 +15,7 @@ import base64
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -86,7 +87,9 @@ def test_authorizer_secrecy_no_token_value_in_any_output(
     caplog.set_level(logging.DEBUG)
     clock = FakeClock()
     monkeypatch.setattr(
-        authorizer.handler, "time", SimpleNamespace(monotonic=clock, sleep=clock.advance)
+        authorizer.handler,
+        "time",
+        SimpleNamespace(monotonic=clock, sleep=clock.advance, time=time.time),
     )
     later = generate_token()  # written into a corrupt document, never accepted
     secrets = [*tokens.all(), later]
