@@ -53,11 +53,14 @@ node_modules/.synced: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# LOCK_MODE=edge-signed: a CloudFront Function signs each request (docs/edge-signed.md).
+LOCK_MODE ?= header
+
 demo: setup
-	$(VENV)/bin/originlock demo
+	$(VENV)/bin/originlock demo --lock-mode $(LOCK_MODE)
 
 sandbox: setup
-	$(VENV)/bin/originlock sandbox
+	$(VENV)/bin/originlock sandbox --lock-mode $(LOCK_MODE)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -352,10 +352,13 @@ def _follow(
         _print_json(result)
     elif outcome.succeeded:
         token = result["token"]
+        kid = (token.get("key_ids") or {}).get("current")
         _out().print(
             Text.assemble(
                 (render.outcome_line(outcome), "green"),
-                f": current {token['fingerprints']['current']}, generation {token['generation']}",
+                f": current {token['fingerprints']['current']}"
+                + (f" (key id {kid})" if kid else "")
+                + f", generation {token['generation']}",
             )
         )
     if not outcome.succeeded:
@@ -618,9 +621,25 @@ def _print_report(report: preflight.Report) -> None:
 
 
 # -- the sandbox and the demo ---------------------------------------------------------------------
+class LockMode(StrEnum):
+    header = "header"
+    edge_signed = "edge-signed"
+
+
+LockModeOption = Annotated[
+    LockMode,
+    typer.Option(
+        "--lock-mode",
+        help="header: CloudFront sends a stored value; edge-signed: a CloudFront Function "
+        "signs each request with a KeyValueStore key (docs/edge-signed.md).",
+    ),
+]
+
+
 @app.command()
 def demo(
     edges: Annotated[int, typer.Option("--edges", min=1, max=16, help="CloudFront edges.")] = 4,
+    lock_mode: LockModeOption = LockMode.header,
     as_json: JsonOption = False,
     settings: Annotated[
         str | None,
@@ -634,7 +653,8 @@ def demo(
 ) -> None:
     """Offline: rotations and a revoke under traffic; what was lost, what got in (nothing).
 
-    The sandbox under traffic: a scheduled rotation, a manual one, an emergency revoke all.
+    The sandbox under traffic: a scheduled rotation, a manual one, an emergency revoke all;
+    in edge-signed mode also a leaked header value replayed until it is refused.
 
     Exits 1 if an invariant broke (a legitimate request lost, an attacker let in).
     """
@@ -642,7 +662,13 @@ def demo(
 
     demo_settings, timings = _demo_settings(settings)
     raise typer.Exit(
-        run_demo(edges=edges, as_json=as_json, settings=demo_settings, timings=timings)
+        run_demo(
+            edges=edges,
+            as_json=as_json,
+            settings=demo_settings,
+            timings=timings,
+            lock_mode=lock_mode.value,
+        )
     )
 
 
@@ -674,17 +700,27 @@ def _demo_settings(text: str | None) -> tuple[Any, Any]:
         or not numbers(data.values())
         or not (timings is None or isinstance(timings, dict))
         or not set(timings or {}) <= timing_fields
-        or not numbers(v for k, v in (timings or {}).items() if k != "deploy_window")
-        or not _window((timings or {}).get("deploy_window", [0, 0]))
+        or not numbers(v for k, v in (timings or {}).items() if k not in WINDOW_TIMINGS)
+        or not all(_window((timings or {}).get(k, [0, 0])) for k in WINDOW_TIMINGS)
     ):
         raise typer.BadParameter(
             f"a JSON object of numbers, with some of: {', '.join(sorted(known))}; and "
             f'optionally "timings": {{{", ".join(sorted(timing_fields))}}}',
             param_hint="'--settings'",
         )
-    if timings is not None and "deploy_window" in timings:
-        timings["deploy_window"] = tuple(timings["deploy_window"])
+    for key in WINDOW_TIMINGS:
+        if timings is not None and key in timings:
+            timings[key] = tuple(timings[key])
+    if any(not isinstance((timings or {}).get(k, 0), int) for k in WHOLE_TIMINGS):
+        raise typer.BadParameter(
+            f"{' and '.join(WHOLE_TIMINGS)} are whole numbers", param_hint="'--settings'"
+        )
     return DemoSettings(**data), (None if timings is None else SandboxTimings(**timings))
+
+
+# SandboxTimings fields that are (low, high) windows rather than numbers.
+WINDOW_TIMINGS = ("deploy_window", "kvs_propagation")
+WHOLE_TIMINGS = ("edge_window", "edge_tolerance")
 
 
 def _window(value: Any) -> bool:
@@ -698,6 +734,7 @@ def _window(value: Any) -> bool:
 @app.command()
 def sandbox(
     edges: Annotated[int, typer.Option("--edges", min=1, max=16, help="CloudFront edges.")] = 4,
+    lock_mode: LockModeOption = LockMode.header,
     as_json: JsonOption = False,
 ) -> None:
     """Start the local sandbox and serve until Ctrl-C (then use `originlock --sandbox ...`)."""
@@ -706,7 +743,7 @@ def sandbox(
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with Sandbox(edges=edges, state_file=sandbox_file()) as sb:
+        with Sandbox(edges=edges, state_file=sandbox_file(), lock_mode=lock_mode.value) as sb:
             info = sb.describe()
             if as_json:
                 _print_json(info)
@@ -729,7 +766,10 @@ def _sandbox_banner(info: dict[str, Any]) -> None:
     rows = [("moto endpoint", info["endpoint_url"]), ("API (direct)", info["api_url"])]
     rows += [(f"CloudFront edge {n}", url) for n, url in enumerate(info["edge_urls"], 1)]
     console.print(
-        Text.assemble(("originlock sandbox", "bold"), " (loopback only; Ctrl-C stops it)")
+        Text.assemble(
+            ("originlock sandbox", "bold"),
+            f" ({info.get('lock_mode', 'header')} mode; loopback only; Ctrl-C stops it)",
+        )
     )
     for label, value in rows:
         console.print(Text(f"  {label:<18} {render.printable(value)}"))

@@ -17,6 +17,16 @@ if FUNCTIONS_DIR.is_dir() and str(FUNCTIONS_DIR) not in sys.path:
     sys.path.insert(0, str(FUNCTIONS_DIR))
 
 from tokens.document import CorruptDocumentError, TokenDocument, fingerprint  # noqa: E402
+from tokens.edge import key_id, sign  # noqa: E402
+from tokens.edge import parse as parse_token  # noqa: E402
 from tokens.store import silence_botocore_body_logs  # noqa: E402
 
-__all__ = ["CorruptDocumentError", "TokenDocument", "fingerprint", "silence_botocore_body_logs"]
+__all__ = [
+    "CorruptDocumentError",
+    "TokenDocument",
+    "fingerprint",
+    "key_id",
+    "parse_token",
+    "sign",
+    "silence_botocore_body_logs",
+]

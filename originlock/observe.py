@@ -8,6 +8,7 @@ recording per execution its states, retries, state transitions and Lambda invoca
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,9 @@ class Run:
     ended: float
     state_transitions: int
     lambda_invocations: int
+    # Edge-signed mode: the id of the key this run staged (public: every token it signs
+    # carries it); None in header mode or when nothing was staged.
+    key_id: str | None = None
 
     @property
     def states(self) -> list[str]:
@@ -62,7 +66,22 @@ class Run:
             "lambda_invocations": self.lambda_invocations,
             "failed_step": self.outcome.failed_step,
             "cause": self.outcome.cause,
+            "key_id": self.key_id,
         }
+
+
+def staged_key_id(events: list[dict[str, Any]]) -> str | None:
+    """The key id the ``Stage`` state's result names (edge-signed mode), from a history."""
+    for event in reversed(events):
+        details = event.get("stateExitedEventDetails") or {}
+        if details.get("name") != "Stage":
+            continue
+        try:
+            kid = json.loads(details.get("output") or "{}")["stage"]["result"].get("pending_kid")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+        return str(kid) if kid else None
+    return None
 
 
 @dataclass
@@ -143,6 +162,7 @@ class Observer:
             ended,
             sum(1 for e in events if str(e.get("type", "")).endswith("StateEntered")),
             sb.lambda_invocations(sb.rotate_function) - before,
+            staged_key_id(events),
         )
         self.runs.append(run)
         return run

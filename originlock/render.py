@@ -205,8 +205,21 @@ def token_lines(token: dict[str, Any]) -> list[tuple[str, str]]:
             else "not known (the current value was adopted, not rotated in)",
         ),
     ]
+    edge = token.get("mode") == "edge-signed"
+    rows.insert(
+        0,
+        (
+            "Mode",
+            "edge-signed (a CloudFront Function signs each request with the KeyValueStore's "
+            "key; the slots hold signing keys)"
+            if edge
+            else "header (CloudFront sends the current value)",
+        ),
+    )
+    key_ids = token.get("key_ids") or {}
     for slot, fp in token["fingerprints"].items():
-        rows.append((f"  {slot}", fp or "—"))
+        kid = key_ids.get(slot)
+        rows.append((f"  {slot}", (fp or "—") + (f" · key id {kid}" if edge and kid else "")))
     if token.get("adopted_plain"):
         rows.append(("", "bare value (not yet a token document): the next rotation converts it"))
     return rows
@@ -219,10 +232,18 @@ def status_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     distribution = data.get("distribution")
     if distribution:
         sends = ", ".join(f"{s['slot']} ({s['fingerprint']})" for s in distribution["sends"])
-        sends = sends or f"no origin header ({distribution.get('header_name') or '?'})"
-        rows.append(
-            ("CloudFront", f"{distribution['id']} · {distribution['status']} · sends {sends}")
-        )
+        if data["token"].get("mode") == "edge-signed":
+            # No origin custom header in this mode: the function's header would lose to it.
+            what = (
+                f"sends {sends} as a static origin header (finish the switch to edge-signed mode)"
+                if sends
+                else "signs at the edge (no static origin header)"
+            )
+        else:
+            what = f"sends {sends or 'no origin header'}"
+            if not sends:
+                what += f" ({distribution.get('header_name') or '?'})"
+        rows.append(("CloudFront", f"{distribution['id']} · {distribution['status']} · {what}"))
     else:
         rows.append(("CloudFront", "unknown (no distribution id)"))
     running = data.get("running_execution")

@@ -90,6 +90,9 @@ class LocalApiGateway:
         self.responses: Counter[int] = Counter()
         self.allowed_by_slot: Counter[str] = Counter()
         self.cache_resets = 0
+        # The origin header of the last request let through: what a backend that logs request
+        # headers would have written down (the demo's leak). Held in memory only.
+        self.last_allowed_value: str | None = None
         # Seconds per authorizer invocation, warm instances and cold starts apart.
         self.latencies: deque[float] = deque(maxlen=200_000)
         self.cold_latencies: deque[float] = deque(maxlen=10_000)
@@ -242,6 +245,7 @@ class LocalApiGateway:
             return self._respond(403, {"message": "Forbidden"}, request_id)
         with self._lock:
             self.allowed_by_slot[str(context.get("slot", "unknown"))] += 1
+            self.last_allowed_value = value
         return self._respond(
             200, {"message": "hello from the origin", "path": request.path}, request_id
         )

@@ -13,6 +13,13 @@ and 415 only when the origin sends ``Cache-Control: max-age`` — and serves it 
 meanwhile (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/HTTPStatusCodes.html).
 The CDK app sets every custom error response's TTL to 0, so nothing is cached.
 
+In edge-signed mode (:meth:`LocalCloudFront.sign_with`) each edge runs the real CloudFront
+Function on the viewer's request first (:class:`~originlock.sandbox.edgefunction.SignedEdges`:
+the edge's view of the KeyValueStore, the edge's clock) and forwards the headers it returns;
+an origin custom header of the same name, if the configuration still has one, wins over the
+function's, as on CloudFront. A function that fails gets the viewer a 503, as CloudFront
+answers a function execution error.
+
 The edge hands the origin request to the local API Gateway's handler in process, the same
 handler that serves the API URL: what the authorizer sees (the event, the header, API Gateway's
 cache) is exactly what it sees from a viewer going straight at the API URL. A loopback HTTP hop
@@ -31,6 +38,7 @@ from typing import Any, Protocol
 
 from werkzeug.wrappers import Request, Response
 
+from originlock.sandbox.edgefunction import EdgeWorkerError, SignedEdges
 from originlock.sandbox.harness import CloudFrontEdges
 from originlock.sandbox.servers import ServerThread
 
@@ -122,6 +130,12 @@ class LocalCloudFront:
         self._errors: dict[tuple[int, str, str], CachedError] = {}
         self.errors_served_from_cache = 0
         self.clock = time.monotonic
+        # Edge-signed mode: the function every edge runs, and the distinct origin header values
+        # it made (secrets: for the scans of invariant 2, never printed).
+        self.signer: SignedEdges | None = None
+        self.header_name = "x-cf-api-gateway-token"
+        self.signed_values: set[str] = set()
+        self.function_failures = 0
 
     @property
     def urls(self) -> list[str]:
@@ -131,6 +145,31 @@ class LocalCloudFront:
         self.distribution_id = distribution_id
         self.origin_id = origin_id
         self.domain_name = domain_name
+
+    def sign_with(self, signer: SignedEdges, header_name: str) -> None:
+        """Edge-signed mode: every edge runs *signer*'s function on viewer requests."""
+        self.signer = signer
+        self.header_name = header_name.lower()
+
+    def _function_headers(self, edge: Edge, request: Request) -> dict[str, str]:
+        """The viewer's headers as the edge's function returns them (names in lowercase, as
+        CloudFront's event has them; repeated ones joined with commas)."""
+        assert self.signer is not None
+        viewer = [
+            (name, value) for name, value in request.headers.items() if name.lower() not in _DROPPED
+        ]
+        returned = self.signer.origin_headers(
+            edge.index, viewer, method=request.method, uri=request.path
+        )
+        headers: dict[str, str] = {}
+        for name, value in returned:
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        signed = headers.get(self.header_name)
+        if signed is not None and signed not in self.signed_values:
+            with self._lock:
+                if len(self.signed_values) < 100_000:
+                    self.signed_values.add(signed)
+        return headers
 
     def origin_headers(self, edge: int) -> dict[str, str]:
         """The origin custom headers edge *edge* adds right now."""
@@ -153,9 +192,23 @@ class LocalCloudFront:
                     headers={"X-Cache": "Error from cloudfront", "X-Amz-Cf-Pop": edge.pop},
                 )
         custom = self.origin_headers(edge.index)
+        if self.signer is not None:
+            try:
+                viewer = self._function_headers(edge, request)
+            except EdgeWorkerError:
+                with self._lock:
+                    self.function_failures += 1
+                return Response(
+                    "<html><body><h1>503 Service Unavailable</h1></body></html>",
+                    status=503,
+                    content_type="text/html",
+                    headers={"X-Cache": "FunctionExecutionError from cloudfront"},
+                )
+        else:
+            viewer = dict(request.headers.items())
         headers = {
             name: value
-            for name, value in request.headers.items()
+            for name, value in viewer.items()
             if name.lower() not in _DROPPED and name.lower() not in custom
         }
         headers.update(custom)

@@ -667,11 +667,35 @@ class Deployment:
     rotate_function: str
     authorizer_function: str
     header_name: str
+    # Edge-signed mode: what signs (docs/edge-signed.md); header mode: "header" and None.
+    lock_mode: str = "header"
+    kvs_arn: str | None = None
+    edge_function: str | None = None
 
 
 def create_distribution(
-    cloudfront: Any, api_domain: str, header_name: str, value: str, origin_id: str = "api"
+    cloudfront: Any,
+    api_domain: str,
+    header_name: str,
+    value: str | None,
+    origin_id: str = "api",
+    function_arn: str | None = None,
 ) -> dict[str, Any]:
+    """The distribution the CDK app creates: in header mode the origin carries the header
+    *value*; in edge-signed mode (*value* ``None``) it carries none, and the function
+    *function_arn* runs on viewer request."""
+    headers = [] if value is None else [{"HeaderName": header_name, "HeaderValue": value}]
+    behaviour: dict[str, Any] = {
+        "TargetOriginId": origin_id,
+        "ViewerProtocolPolicy": "redirect-to-https",
+        "CachePolicyId": "4135ea2d-6df8-44a3-9df3-4b5a84be39ad",
+        "OriginRequestPolicyId": "b689b0a8-53d0-40ab-baf2-68738e2966ac",
+    }
+    if function_arn is not None:
+        behaviour["FunctionAssociations"] = {
+            "Quantity": 1,
+            "Items": [{"FunctionARN": function_arn, "EventType": "viewer-request"}],
+        }
     config = {
         "CallerReference": f"originlock-{time.time_ns()}",
         "Comment": "originlock sandbox",
@@ -682,10 +706,7 @@ def create_distribution(
                 {
                     "Id": origin_id,
                     "DomainName": api_domain,
-                    "CustomHeaders": {
-                        "Quantity": 1,
-                        "Items": [{"HeaderName": header_name, "HeaderValue": value}],
-                    },
+                    "CustomHeaders": {"Quantity": len(headers), "Items": headers},
                     "CustomOriginConfig": {
                         "HTTPPort": 80,
                         "HTTPSPort": 443,
@@ -695,12 +716,7 @@ def create_distribution(
                 }
             ],
         },
-        "DefaultCacheBehavior": {
-            "TargetOriginId": origin_id,
-            "ViewerProtocolPolicy": "redirect-to-https",
-            "CachePolicyId": "4135ea2d-6df8-44a3-9df3-4b5a84be39ad",
-            "OriginRequestPolicyId": "b689b0a8-53d0-40ab-baf2-68738e2966ac",
-        },
+        "DefaultCacheBehavior": behaviour,
         # As the CDK app configures it (infra/edge.py): no refusal or error is served from
         # CloudFront's cache.
         "CustomErrorResponses": {
@@ -709,6 +725,44 @@ def create_distribution(
         },
     }
     return dict(cloudfront.create_distribution(DistributionConfig=config)["Distribution"])
+
+
+@dataclass(frozen=True)
+class EdgeSigning:
+    """How a deployment in edge-signed mode is made (what ``lockMode=edge-signed`` creates on
+    AWS: a KeyValueStore holding the signing key, the CloudFront Function associated with it
+    and with the distribution's viewer requests, no origin custom header).
+
+    Attributes
+    ----------
+    services:
+        Where the store's data plane and the function's runs are served (installed).
+    edges:
+        How many edge locations read the store.
+    propagation:
+        ``(min, max)`` seconds: each edge picks up a store write at a random moment in it.
+    propagation_wait:
+        The rotate function's ``EDGE_PROPAGATION_SECONDS`` (at least ``propagation[1]``).
+    window_seconds, tolerance_windows:
+        The token window and the authorizer's tolerance (the document's ``signing``).
+    function_name:
+        The CloudFront Function's name, given to the rotate function as
+        ``EDGE_FUNCTION_NAME`` (it then checks through ``TestFunction``); ``None``: not given.
+    delay:
+        Instead of random delays: ``delay(version, edge) -> seconds`` (tests).
+    seed:
+        For reproducible propagation delays.
+    """
+
+    services: Any
+    edges: int
+    propagation: tuple[float, float] = (0.3, 1.5)
+    propagation_wait: float = 2.0
+    window_seconds: int = 10
+    tolerance_windows: int = 1
+    function_name: str | None = "originlock-sign"
+    delay: Callable[[int, int], float] | None = None
+    seed: int | None = None
 
 
 def deploy(
@@ -720,27 +774,54 @@ def deploy(
     rotate_env: Mapping[str, str] | None = None,
     authorizer_env: Mapping[str, str] | None = None,
     extra_origins: list[dict[str, Any]] | None = None,
+    edge_signing: EdgeSigning | None = None,
 ) -> Deployment:
     """Create, in moto, what the CDK app creates on AWS: parameter, API, distribution,
     the two functions (running ``functions/`` through :class:`InProcessLambda`) and the
-    state machine from ``statemachine/rotation.asl.json``."""
-    from tokens.document import TokenDocument, generate_token
+    state machine from ``statemachine/rotation.asl.json``; with *edge_signing*, the
+    KeyValueStore and the CloudFront Function of edge-signed mode instead of the origin
+    header."""
+    from tokens.document import EDGE_SIGNED_MODE, Signing, TokenDocument, generate_token
 
     ssm = session.client("ssm")
     parameter_name = f"/{name}/origin-token"
-    document = initial_document or TokenDocument().evolve(current=generate_token()).to_json()
-    ssm.put_parameter(Name=parameter_name, Value=document, Type="SecureString", Overwrite=True)
-    from tokens.document import TokenDocument as _Doc
-
-    current = _Doc.parse(document).current
-    assert current is not None
-
+    current = TokenDocument.parse(initial_document).current if initial_document else None
+    if current is None:
+        if initial_document:
+            raise ValueError("the initial document has no current value for CloudFront to send")
+        current = generate_token()
     apigw = session.client("apigatewayv2")
     api = apigw.create_api(Name=f"{name}-api", ProtocolType="HTTP")
     cloudfront = session.client("cloudfront")
-    dist = create_distribution(
-        cloudfront, f"{api['ApiId']}.execute-api.us-east-1.amazonaws.com", header_name, current
-    )
+    api_domain = f"{api['ApiId']}.execute-api.us-east-1.amazonaws.com"
+    edge_env: dict[str, str] = {}
+    kvs_arn = function_name = None
+    if edge_signing is None:
+        dist = create_distribution(cloudfront, api_domain, header_name, current)
+        document = initial_document or TokenDocument().evolve(current=current).to_json()
+    else:
+        kvs_arn, function_arn, function_name = _edge_function(
+            cloudfront, edge_signing, name, header_name, current
+        )
+        dist = create_distribution(
+            cloudfront, api_domain, header_name, None, function_arn=function_arn
+        )
+        signing = Signing(dist["Id"], edge_signing.window_seconds, edge_signing.tolerance_windows)
+        document = initial_document or (
+            TokenDocument()
+            .evolve(current=current, mode=EDGE_SIGNED_MODE, signing=signing)
+            .to_json()
+        )
+        edge_env = {
+            "LOCK_MODE": EDGE_SIGNED_MODE,
+            "KVS_ARN": kvs_arn,
+            "EDGE_PROPAGATION_SECONDS": f"{edge_signing.propagation_wait:g}",
+            "EDGE_WINDOW_SECONDS": str(edge_signing.window_seconds),
+            "EDGE_TOLERANCE_WINDOWS": str(edge_signing.tolerance_windows),
+        }
+        if edge_signing.function_name is not None:
+            edge_env["EDGE_FUNCTION_NAME"] = edge_signing.function_name
+    ssm.put_parameter(Name=parameter_name, Value=document, Type="SecureString", Overwrite=True)
     if extra_origins:
         response = cloudfront.get_distribution_config(Id=dist["Id"])
         config = response["DistributionConfig"]
@@ -805,6 +886,7 @@ def deploy(
                 "AUTHORIZER_REFRESH_INTERVAL_SECONDS": f"{refresh:g}",
                 "AUTHORIZER_MAX_AGE_SECONDS": f"{max_age:g}",
                 "VERIFY_INTERVAL_SECONDS": "0.5",
+                **edge_env,
                 **(rotate_env or {}),
             }
         },
@@ -824,7 +906,47 @@ def deploy(
         rotate_function=rotate_name,
         authorizer_function=authorizer_name,
         header_name=header_name,
+        lock_mode="header" if edge_signing is None else "edge-signed",
+        kvs_arn=kvs_arn,
+        edge_function=function_name,
     )
+
+
+def _edge_function(
+    cloudfront: Any, signing: EdgeSigning, name: str, header_name: str, key: str
+) -> tuple[str, str, str]:
+    """The KeyValueStore (created holding *key*, at every edge) and the published function
+    associated with it: ``(store ARN, function ARN, function name)``."""
+    from edge import RUNTIME, render
+    from originlock.sandbox.kvs import EmulatedKeyValueStore
+    from tokens.edge import KVS_KEY_NAME
+
+    created = cloudfront.create_key_value_store(
+        Name=f"{name}-signing-keys", Comment="originlock: the edges' signing key"
+    )["KeyValueStore"]
+    arn = str(created["ARN"])
+    signing.services.add_store(
+        EmulatedKeyValueStore(
+            arn,
+            signing.edges,
+            propagation=signing.propagation,
+            rng=random.Random(signing.seed),
+            delay=signing.delay,
+            initial={KVS_KEY_NAME: key},
+        )
+    )
+    function_name = signing.function_name or f"{name}-sign"
+    function = cloudfront.create_function(
+        Name=function_name,
+        FunctionConfig={
+            "Comment": "originlock: signs each viewer request for the origin",
+            "Runtime": RUNTIME,
+            "KeyValueStoreAssociations": {"Quantity": 1, "Items": [{"KeyValueStoreARN": arn}]},
+        },
+        FunctionCode=render(header_name, signing.window_seconds).encode(),
+    )
+    published = cloudfront.publish_function(Name=function_name, IfMatch=function["ETag"])
+    return arn, str(published["FunctionSummary"]["FunctionMetadata"]["FunctionARN"]), function_name
 
 
 @contextmanager

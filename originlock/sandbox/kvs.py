@@ -98,6 +98,9 @@ class EmulatedKeyValueStore:
         The random source of the propagation delays (seed it for reproducible tests).
     delay:
         Instead of random delays: ``delay(version_number, edge) -> seconds``.
+    initial:
+        What the store holds when it is created, already at every edge (CloudFront creates a
+        store from an import source that way: ``CreateKeyValueStore`` with ``ImportSource``).
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class EmulatedKeyValueStore:
         propagation: tuple[float, float] = DEFAULT_PROPAGATION,
         rng: random.Random | None = None,
         delay: Callable[[int, int], float] | None = None,
+        initial: Mapping[str, str] | None = None,
     ) -> None:
         if edges < 1:
             raise ValueError("a store is read by at least one edge")
@@ -125,7 +129,10 @@ class EmulatedKeyValueStore:
         self._delay = delay
         self._lock = threading.Lock()
         self.created = clock()
-        self._versions: list[Version] = [self._version(0, {}, self.created, immediate=True)]
+        data = {self._check_key(k): self._check_value(v) for k, v in (initial or {}).items()}
+        if _size(data) > MAX_STORE_BYTES:
+            raise ServiceQuotaExceededError("the store would exceed 5 MB")
+        self._versions: list[Version] = [self._version(0, data, self.created, immediate=True)]
         self._unreadable: dict[int, float] = {}  # edge -> unreadable until (true time)
 
     def __repr__(self) -> str:
@@ -207,6 +214,17 @@ class EmulatedKeyValueStore:
                 "ItemCount": len(data),
                 "TotalSizeInBytes": _size(data),
             }
+
+    def writes(self) -> list[tuple[float, float]]:
+        """``(written at, last edge picked it up at)`` of every write since creation (true
+        time): the store's own propagation, which the benchmarks subtract from a rotation."""
+        with self._lock:
+            return [(v.written_at, max(v.arrivals)) for v in self._versions[1:]]
+
+    def values_ever(self) -> set[str]:
+        """Every value any version of the store has held (for secret scans; never printed)."""
+        with self._lock:
+            return {value for version in self._versions for value in version.data.values()}
 
     def list_keys(self) -> dict[str, Any]:
         with self._lock:

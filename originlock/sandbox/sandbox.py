@@ -11,6 +11,12 @@
 * an EventBridge Scheduler schedule and a CloudFormation stack whose outputs name the
   resources, as the CDK app's do, so ``--stack`` works against the sandbox too.
 
+``lock_mode="edge-signed"`` deploys edge-signed mode instead (docs/edge-signed.md): a
+KeyValueStore holding the signing key (its data plane served on moto's endpoint, each edge
+picking up a write at its own moment), the real CloudFront Function run at every edge in one
+Node worker (``PublishFunction`` and ``TestFunction`` included, so the rotate function checks
+through CloudFront as on AWS), and no origin custom header (:mod:`.edgeservices`).
+
 Nothing listens on anything but 127.0.0.1. ``with Sandbox() as sb:`` starts it and stops every
 thread and server at exit, restoring the environment variables it set.
 """
@@ -26,7 +32,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +46,10 @@ from infra.constants import SCHEDULE_INPUT
 from originlock.sandbox import harness
 from originlock.sandbox.apigateway import LocalApiGateway
 from originlock.sandbox.cloudfront import LocalCloudFront
+from originlock.sandbox.edgefunction import SignedEdges
+from originlock.sandbox.edgeservices import EdgeServices
 from originlock.sandbox.faults import SsmFaults, SsmQuota
+from originlock.sandbox.kvs import EmulatedKeyValueStore
 from originlock.sandbox.lambdas import SandboxLambda
 from originlock.sandbox.output import OutputCapture, ThreadOutput
 from originlock.sandbox.servers import LOOPBACK, moto_server
@@ -62,6 +71,11 @@ FAKE_CREDENTIALS = {
 SCHEDULED_INPUT = SCHEDULE_INPUT
 # The Powertools Logger services of functions/ (rotate/handler.py, authorizer/telemetry.py).
 POWERTOOLS_SERVICES = ("rotate", "authorizer")
+HEADER, EDGE_SIGNED = "header", "edge-signed"
+LOCK_MODES = (HEADER, EDGE_SIGNED)
+# Edge-signed mode: the CloudFront Function's name (given to the rotate function, which then
+# checks through TestFunction that CloudFront's run of it signs with the new key).
+EDGE_FUNCTION_NAME = f"{SANDBOX_NAME}-sign"
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,17 @@ class SandboxTimings:
     ssm_quota:
         SSM's GetParameter/GetParameters quota, one token bucket for every caller in the
         account (AWS's default: 40 per second).
+    kvs_propagation:
+        Edge-signed mode: after a KeyValueStore write each edge picks it up at a random moment
+        in this window (AWS states no figure; reports say seconds).
+    edge_propagation_wait:
+        Edge-signed mode: how long the rotate function waits after its write before it looks
+        for ``Deployed`` (``EDGE_PROPAGATION_SECONDS``; at least the window's end).
+    edge_window, edge_tolerance:
+        Edge-signed mode: the token window (``EDGE_WINDOW_SECONDS``, 10 s, the shortest the
+        function allows, so a leaked value dies within the demo) and the authorizer's
+        tolerance in windows (``EDGE_TOLERANCE_WINDOWS``). The authorizer's result TTL must
+        not exceed the window (docs/edge-signed.md).
     """
 
     deploy_window: tuple[float, float] = (1.0, 3.0)
@@ -110,6 +135,10 @@ class SandboxTimings:
     token_max_staleness: float | None = None
     fence_settle: float = 1.0
     ssm_quota: float = 40.0
+    kvs_propagation: tuple[float, float] = (0.3, 1.5)
+    edge_propagation_wait: float = 2.0
+    edge_window: int = 10
+    edge_tolerance: int = 1
 
     @property
     def stage_wait(self) -> float:
@@ -152,6 +181,33 @@ class SandboxTimings:
             after_write_seconds=self.token_cache_max_age + self.authorizer_ttl,
             retries=retries,
         )
+
+    def leaked_header_bound(self) -> float:
+        """Edge-signed mode: the longest a header value an edge sent is accepted, counted from
+        the start of its window, replayed by anyone: (T + 1)·W + TTL (docs/edge-signed.md)."""
+        return (self.edge_tolerance + 1) * self.edge_window + self.authorizer_ttl
+
+    def check_edge_signed(self) -> None:
+        """Refuse timings edge-signed mode cannot keep its promises with."""
+        low, high = self.kvs_propagation
+        if not 0 <= low <= high:
+            raise ValueError("kvs_propagation must be (min, max) with 0 <= min <= max")
+        if self.edge_propagation_wait < high:
+            raise ValueError(
+                "edge_propagation_wait must cover kvs_propagation: the rotation would promote "
+                "a key some edges do not sign with yet"
+            )
+        if self.authorizer_ttl > self.edge_window:
+            raise ValueError("the authorizer's result TTL must not exceed the token window")
+
+    def edge_env(self) -> dict[str, str]:
+        """The rotate function's edge-signed settings (``LOCK_MODE`` and the store's ARN come
+        from the deployment)."""
+        return {
+            "EDGE_PROPAGATION_SECONDS": f"{self.edge_propagation_wait}",
+            "EDGE_WINDOW_SECONDS": f"{self.edge_window}",
+            "EDGE_TOLERANCE_WINDOWS": f"{self.edge_tolerance}",
+        }
 
     def rotate_env(self) -> dict[str, str]:
         return {
@@ -237,6 +293,12 @@ class Sandbox:
         Where to record the URLs for ``originlock --sandbox`` (``None``: nowhere).
     stack:
         Also create a CloudFormation stack with the CDK app's outputs.
+    lock_mode:
+        ``"header"`` (CloudFront sends a stored value) or ``"edge-signed"`` (a CloudFront
+        Function signs each request with the KeyValueStore's key; docs/edge-signed.md).
+    edge_skews:
+        Edge-signed mode: edge index -> seconds its clock runs ahead of true time (negative:
+        behind), as its function's ``Date.now()`` sees it.
 
     Examples
     --------
@@ -254,12 +316,20 @@ class Sandbox:
         seed: int | None = None,
         state_file: Path | None = None,
         stack: bool = True,
+        lock_mode: str = "header",
+        edge_skews: Mapping[int, float] | None = None,
     ) -> None:
+        if lock_mode not in LOCK_MODES:
+            raise ValueError(f"lock_mode must be one of {', '.join(LOCK_MODES)}")
         timings = timings or SandboxTimings()
         if deploy_window is not None:
             low, high = deploy_window
             timings = dataclasses.replace(timings, deploy_window=(float(low), float(high)))
+        if lock_mode == EDGE_SIGNED:
+            timings.check_edge_signed()
         self.timings = timings
+        self.lock_mode = lock_mode
+        self.edge_skews = dict(edge_skews or {})
         self.edge_count = edges
         self.seed = seed
         self.state_file = state_file
@@ -279,6 +349,9 @@ class Sandbox:
         self.ssm_faults: SsmFaults | None = None
         self.ssm_quota: SsmQuota | None = None
         self.session: Any = None
+        # Edge-signed mode only.
+        self.edge_services: EdgeServices | None = None
+        self.signer: SignedEdges | None = None
 
     # -- lifecycle ---------------------------------------------------------------
     def __enter__(self) -> Sandbox:
@@ -321,7 +394,16 @@ class Sandbox:
         stack.callback(capture.uninstall)
         capture.bind_services(POWERTOOLS_SERVICES)
 
-        server = moto_server()
+        wrap = None
+        if self.edge_signed:
+            # The KeyValueStore data plane, PublishFunction and TestFunction, on moto's
+            # endpoint; the Node worker is started with the first function run and stopped by
+            # uninstall().
+            services = self.edge_services = EdgeServices()
+            services.install()
+            stack.callback(services.uninstall)
+            wrap = services.dispatcher
+        server = moto_server(wrap=wrap)
         server.start()
         stack.callback(server.stop)
         port = server.port
@@ -367,11 +449,13 @@ class Sandbox:
             header_name=header,
             rotate_env={
                 **self.timings.rotate_env(),
+                **(self.timings.edge_env() if self.edge_signed else {}),
                 # The Verify step probes both, as it does on AWS.
                 "PROBE_URL": f"{self.cloudfront.urls[0]}/",
                 "API_URL": f"{self.api.url}/",
             },
             authorizer_env=self.timings.authorizer_env(),
+            edge_signing=self._edge_signing(),
         )
         self.ssm_counter = SsmReadCounter(self.deployment.parameter_name)
         self.ssm_counter.install()
@@ -390,6 +474,8 @@ class Sandbox:
             self.deployment.origin_id,
             self.deployment.distribution_domain,
         )
+        if self.edge_signed:
+            self._sign_at_the_edges(header)
         self.api.start()
         self.cloudfront.start()
         self._create_schedule()
@@ -398,6 +484,40 @@ class Sandbox:
         if self.state_file is not None:
             write_sandbox_file(self.state_file, self.describe())
             stack.callback(_unlink, self.state_file)
+
+    def _edge_signing(self) -> harness.EdgeSigning | None:
+        if not self.edge_signed:
+            return None
+        assert self.edge_services is not None
+        t = self.timings
+        return harness.EdgeSigning(
+            services=self.edge_services,
+            edges=self.edge_count,
+            propagation=t.kvs_propagation,
+            propagation_wait=t.edge_propagation_wait,
+            window_seconds=t.edge_window,
+            tolerance_windows=t.edge_tolerance,
+            function_name=EDGE_FUNCTION_NAME,
+            seed=self.seed,
+        )
+
+    def _sign_at_the_edges(self, header: str) -> None:
+        """Every edge runs the published function, reading its view of the store."""
+        from edge import render
+
+        assert self.edge_services is not None and self.cloudfront is not None
+        deployment = self._need()
+        assert deployment.kvs_arn is not None
+        worker = self.edge_services.worker_for(render(header, self.timings.edge_window))
+        self.signer = SignedEdges(
+            worker,
+            self.edge_services.store(deployment.kvs_arn),
+            deployment.distribution_id,
+            domain_name=deployment.distribution_domain,
+        )
+        for edge, skew in self.edge_skews.items():
+            self.signer.set_skew(edge, skew)
+        self.cloudfront.sign_with(self.signer, header)
 
     def _set_environment(self, port: int) -> None:
         """Point every boto3 client of this process (functions, CLI, harness) at moto."""
@@ -530,6 +650,34 @@ class Sandbox:
         return self._need().parameter_name
 
     @property
+    def edge_signed(self) -> bool:
+        return self.lock_mode == EDGE_SIGNED
+
+    @property
+    def key_value_store(self) -> EmulatedKeyValueStore:
+        """Edge-signed mode: the KeyValueStore the edges read their signing key from."""
+        deployment = self._need()
+        if self.edge_services is None or deployment.kvs_arn is None:
+            raise RuntimeError("the sandbox is not in edge-signed mode")
+        return self.edge_services.store(deployment.kvs_arn)
+
+    def set_edge_skew(self, edge: int, seconds: float) -> None:
+        """Edge-signed mode: edge *edge*'s clock runs *seconds* ahead of true time from now on
+        (negative: behind); 0 puts it right."""
+        if self.signer is None:
+            raise RuntimeError("the sandbox is not in edge-signed mode")
+        if not 0 <= edge < self.edge_count:
+            raise ValueError(f"no edge {edge}")
+        self.signer.set_skew(edge, seconds)
+        self.edge_skews[edge] = seconds
+
+    def captured_origin_header(self) -> str | None:
+        """The origin header of the last request the API let through (what a backend that logs
+        request headers holds). A secret: never print it."""
+        assert self.api is not None
+        return self.api.last_allowed_value
+
+    @property
     def state_machine_arn(self) -> str:
         return self._need().state_machine_arn
 
@@ -573,6 +721,7 @@ class Sandbox:
             "cloudfront_url": f"{self.cloudfront_url}/",
             "edge_urls": [f"{url}/" for url in self.edge_urls],
             "header_name": self.header_name,
+            "lock_mode": self.lock_mode,
             "stack_name": SANDBOX_STACK if self.with_stack else None,
             "pid": os.getpid(),
             "outputs": self.stack_outputs(),
@@ -620,7 +769,9 @@ class Sandbox:
 
     # secrets, for checking invariant 2 (never printed)
     def token_values(self) -> set[str]:
-        """Every value the token parameter has ever held (from its version history)."""
+        """Every secret the sandbox has held: each value the token parameter has ever held
+        (from its version history); in edge-signed mode also every value the KeyValueStore
+        has held and every origin header value an edge's function made (a token)."""
         from originlock.document import CorruptDocumentError, TokenDocument
 
         ssm = self.client("ssm")
@@ -633,8 +784,17 @@ class Sandbox:
                     document = TokenDocument.parse(version["Value"])
                     values |= {value.decode() for _, value in document.accepted()}
             if not page.get("NextToken"):
-                return values
+                break
             kwargs["NextToken"] = page["NextToken"]
+        if self.edge_services is not None:
+            for store in self.edge_services.stores():
+                values |= store.values_ever()
+        if self.cloudfront is not None:
+            values |= set(self.cloudfront.signed_values)
+        captured = self.api.last_allowed_value if self.api is not None else None
+        if captured:
+            values.add(captured)
+        return values
 
     def fire_schedule(self, name: str | None = None) -> str:
         """Start the execution the schedule would start now (moto's Scheduler never fires)."""
@@ -688,6 +848,10 @@ class Sandbox:
         authorizer.update(timings.authorizer_env())
         self.update_function_env(self.authorizer_function, authorizer)
         self.update_function_env(self.rotate_function, dict(timings.rotate_env()))
+        if self.edge_signed:
+            timings.check_edge_signed()
+            self.update_function_env(self.rotate_function, dict(timings.edge_env()))
+            self.key_value_store.propagation = timings.kvs_propagation
         self.edges.deploy_window = timings.deploy_window
         self.api.ttl = timings.authorizer_ttl
         if self.ssm_quota is not None:

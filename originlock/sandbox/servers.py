@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from waitress.server import BaseWSGIServer, create_server
@@ -106,10 +107,13 @@ def _bound(port: int) -> socket.socket:
     return listening
 
 
-def moto_server(name: str = "moto", threads: int = 16) -> ServerThread:
+def moto_server(
+    name: str = "moto", threads: int = 16, wrap: Callable[[Any], Any] | None = None
+) -> ServerThread:
     """moto's server application (what ``ThreadedMotoServer`` serves) behind waitress: the
     functions' and the CLI's boto3 clients keep their connections to moto, as they do to
-    AWS."""
+    AWS. *wrap* puts a WSGI app in front of moto's (what moto lacks, on the same endpoint)."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    return ServerThread(DomainDispatcherApplication(create_backend_app), name, threads=threads)
+    app: Any = DomainDispatcherApplication(create_backend_app)
+    return ServerThread(app if wrap is None else wrap(app), name, threads=threads)

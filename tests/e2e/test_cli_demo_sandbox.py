@@ -111,6 +111,48 @@ def test_demo_json_prints_the_report_as_one_object(tmp_path: Path) -> None:
     assert report["total_seconds"] > 0
 
 
+def test_demo_json_edge_signed_refuses_a_leaked_header_and_loses_nothing(tmp_path: Path) -> None:
+    # Given the demo in edge-signed mode, shortened, with two edges
+    settings = {
+        **SHORT_DEMO,
+        "timings": {**SHORT_DEMO["timings"], "kvs_propagation": [0.3, 1.2]},  # type: ignore[dict-item]
+    }
+    args = ["demo", "--json", "--lock-mode", "edge-signed", "--edges", "2"]
+
+    # When it runs as the installed command
+    done = subprocess.run(
+        [*originlock(), *args, "--settings", json.dumps(settings)],
+        cwd=tmp_path,
+        env=child_env(tmp_path / "sandbox.json"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    # Then every invariant held: a key rotation with no legitimate request lost, a leaked
+    # header value refused within its bound, a leaked key refused within R
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert (report["ok"], report["broken"]) == (True, [])
+    assert report["lock_mode"] == report["sandbox"]["lock_mode"] == "edge-signed"
+    assert report["blog_test"]["api_with_a_forged_token"] == 403
+    assert [phase["phase"] for phase in report["phases"]][:2] == ["steady", "leaked header value"]
+    assert report["legit"]["rejected_outside_revoke_window"] == 0
+    assert report["attacker"]["requests"] > 0 and report["attacker"]["accepted"] == 0
+    leak = report["leaked_header"]
+    assert leak["accepted"] > 0 and leak["refused"] > 0 and leak["accepted_after_bound"] == 0
+    assert leak["lived_s"] <= leak["stated_bound_s"] == 2 * 10 + 1.0
+    assert report["revoke"]["accepted_after_bound"] == 0
+    assert [run["status"] for run in report["rotations"]] == ["SUCCEEDED"] * 4
+    # key ids shown (8 hex digits), never a key or a token: the report's own scan found none
+    assert all(len(run["key_id"]) == 8 for run in report["rotations"])
+    assert list(report["key_ids"]) == ["current"]
+    assert report["secrets"]["found"] == 0 and report["secrets"]["values_checked"] > 4
+    assert "Leaked header value" not in done.stdout  # the narration went to stderr
+    assert "a header value leaks from a backend's logs" in done.stderr
+
+
 def first_json_object(stream: IO[str], timeout: float) -> dict[str, Any]:
     """Read *stream* until the lines so far parse as one JSON object (or fail at *timeout*)."""
     lines: queue.Queue[str] = queue.Queue()
@@ -140,14 +182,18 @@ def first_json_object(stream: IO[str], timeout: float) -> dict[str, Any]:
             return data
 
 
-@pytest.mark.parametrize("stop_with", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "term"])
+@pytest.mark.parametrize(
+    ("stop_with", "mode"),
+    [(signal.SIGINT, "header"), (signal.SIGTERM, "header"), (signal.SIGINT, "edge-signed")],
+    ids=["ctrl-c", "term", "edge-signed"],
+)
 def test_sandbox_json_serves_its_urls_until_stopped(
-    tmp_path: Path, stop_with: signal.Signals
+    tmp_path: Path, stop_with: signal.Signals, mode: str
 ) -> None:
     # Given `originlock sandbox --json` started as a user (or a script) starts it
     state_file = tmp_path / "sandbox.json"
     child = subprocess.Popen(
-        [*originlock(), "sandbox", "--json", "--edges", "1"],
+        [*originlock(), "sandbox", "--json", "--edges", "1", "--lock-mode", mode],
         cwd=tmp_path,
         env=child_env(state_file),
         stdin=subprocess.DEVNULL,
@@ -167,6 +213,7 @@ def test_sandbox_json_serves_its_urls_until_stopped(
             info[key].startswith("http://127.0.0.1:") for key in ("api_url", "cloudfront_url")
         )
         assert json.loads(state_file.read_text())["endpoint_url"] == info["endpoint_url"]
+        assert info["lock_mode"] == mode
         with requests.Session() as session:
             session.trust_env = False  # loopback: never through a proxy
             assert session.get(info["cloudfront_url"], timeout=10).status_code == 200

@@ -5,6 +5,13 @@ distribution behaves like CloudFront after an update (ETags, PreconditionFailed,
 then Deployed, N edges), and a sampler checks invariant 1 throughout every run: every value
 any edge may send is in the document's accepted set *and* is allowed by a real authorizer
 instance (a warm one, with its in-memory cache).
+
+``make_world(edge_signed=EdgeOptions(...))`` deploys edge-signed mode instead: the KeyValueStore
+(its data plane answered in process, :mod:`originlock.sandbox.edgeservices`), the published
+CloudFront Function, and edges that run it (the real JavaScript, in a Node worker) with their
+own view of the store and their own clocks. The sampler then asks, for every edge, whether the
+key it signs with is in the accepted set and whether a real authorizer instance allows the
+token it sends now.
 """
 
 from __future__ import annotations
@@ -22,16 +29,21 @@ import pytest
 from moto import mock_aws
 from moto.awslambda.models import lambda_backends
 
+from originlock.sandbox.edgefunction import SignedEdges
+from originlock.sandbox.edgeservices import EdgeServices
 from originlock.sandbox.harness import (
     CloudFrontEdges,
     Deployment,
+    EdgeSigning,
     FakeContext,
     InProcessLambda,
     deploy,
     installed,
     shared_sdk_models,
 )
+from originlock.sandbox.kvs import EmulatedKeyValueStore
 from tokens.document import TokenDocument
+from tokens.edge import KVS_KEY_NAME
 
 FAKE_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -63,11 +75,28 @@ def authorizer_event(header: str, value: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class EdgeOptions:
+    """An edge-signed world: each edge picks up store version *v* ``delay(v, edge)`` seconds
+    after the write (``None``: at random in *propagation*), the rotate function waits
+    *propagation_wait* before it looks for ``Deployed``, and edge *e*'s clock runs
+    ``skews[e]`` seconds ahead."""
+
+    propagation: tuple[float, float] = (0.2, 1.0)
+    propagation_wait: float = 1.2
+    window_seconds: int = 10
+    tolerance_windows: int = 1
+    delay: Any = None
+    skews: dict[int, float] = field(default_factory=dict)
+    function_name: str | None = "originlock-sign"
+
+
 @dataclass
 class Violation:
     at: float
-    missing: frozenset[str]
-    reason: str
+    # Secrets: kept out of the repr, which a failing assertion prints.
+    missing: frozenset[str] = field(repr=False)
+    reason: str = ""
 
 
 @dataclass
@@ -80,6 +109,11 @@ class World:
     seen_values: set[str] = field(default_factory=set)
     samples: int = 0
     check_authorizer: bool = True
+    # Edge-signed mode: the data plane and function runtime, and the edges running the function.
+    services: EdgeServices | None = None
+    signer: SignedEdges | None = None
+    # Samples in which the edges signed with more than one key (a key half propagated).
+    mixed_samples: int = 0
     # One client per service: building one costs 20-30 ms of CPU, and the sampler reads
     # SSM twenty times a second.
     clients: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -96,7 +130,24 @@ class World:
         )["Parameter"]["Value"]
         return TokenDocument.parse(value)
 
+    @property
+    def store(self) -> EmulatedKeyValueStore:
+        assert self.services is not None and self.deployment.kvs_arn is not None
+        return self.services.store(self.deployment.kvs_arn)
+
+    def edge_tokens(self) -> dict[int, tuple[str | None, str | None]]:
+        """Edge-signed mode: per edge, the key it signs with now and the header it sends."""
+        assert self.signer is not None
+        found: dict[int, tuple[str | None, str | None]] = {}
+        for edge in range(self.edges.edges):
+            view = self.store.edge_view(edge) or {}
+            headers = dict(self.signer.origin_headers(edge, []))
+            found[edge] = (view.get(KVS_KEY_NAME), headers.get(self.deployment.header_name))
+        return found
+
     def in_flight(self) -> set[str]:
+        if self.signer is not None:
+            return {key for key, _ in self.edge_tokens().values() if key is not None}
         return self.edges.values_in_flight(
             self.deployment.distribution_id,
             self.deployment.origin_id,
@@ -160,6 +211,9 @@ class World:
         return [bool(result["isAuthorized"]) for result in results]
 
     def sample(self) -> None:
+        if self.signer is not None:
+            self._sample_signed()
+            return
         document = self.document()
         accepted = frozenset(v.decode() for _, v in document.accepted())
         in_flight = frozenset(self.in_flight())
@@ -170,6 +224,29 @@ class World:
             self.violations.append(Violation(now, in_flight - accepted, "not in document"))
         if self.check_authorizer:
             refused = frozenset(v for v in in_flight if not self.authorize(v))
+            if refused:
+                self.violations.append(Violation(now, refused, "refused by an authorizer"))
+
+    def _sample_signed(self) -> None:
+        """Invariant 1 in edge-signed mode: the key every edge signs with is accepted, and the
+        token it sends now is allowed by a real authorizer instance."""
+        document = self.document()
+        accepted = frozenset(v.decode() for _, v in document.accepted())
+        signed = self.edge_tokens()
+        keys = frozenset(key for key, _ in signed.values() if key is not None)
+        tokens = frozenset(token for _, token in signed.values() if token is not None)
+        self.seen_values |= accepted | keys | tokens
+        self.samples += 1
+        self.mixed_samples += len(keys) > 1
+        now = time.monotonic()
+        if any(token is None for _, token in signed.values()):
+            self.violations.append(Violation(now, keys, "an edge sent no header"))
+        if keys - accepted:
+            self.violations.append(Violation(now, keys - accepted, "not in document"))
+        if self.check_authorizer:
+            refused = frozenset(
+                str(key) for key, token in signed.values() if token and not self.authorize(token)
+            )
             if refused:
                 self.violations.append(Violation(now, refused, "refused by an authorizer"))
 
@@ -264,11 +341,30 @@ def make_world(aws_env: None) -> Iterator[Any]:
     stack: list[Any] = []
 
     def build(
-        edges: int = 4, deploy_window: tuple[float, float] = (0.3, 1.2), **kwargs: Any
+        edges: int = 4,
+        deploy_window: tuple[float, float] = (0.3, 1.2),
+        edge_signed: EdgeOptions | None = None,
+        **kwargs: Any,
     ) -> World:
         mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         mock.start()
         stack.append(mock.stop)
+        services = None
+        if edge_signed is not None:
+            services = EdgeServices()
+            services.install()
+            stack.append(services.uninstall)
+            kwargs["edge_signing"] = EdgeSigning(
+                services=services,
+                edges=edges,
+                propagation=edge_signed.propagation,
+                propagation_wait=edge_signed.propagation_wait,
+                window_seconds=edge_signed.window_seconds,
+                tolerance_windows=edge_signed.tolerance_windows,
+                function_name=edge_signed.function_name,
+                delay=edge_signed.delay,
+                seed=7,
+            )
         models = shared_sdk_models()
         models.__enter__()
         stack.append(lambda: models.__exit__(None, None, None))
@@ -280,7 +376,19 @@ def make_world(aws_env: None) -> Iterator[Any]:
         kwargs.setdefault("authorizer_env", AUTHORIZER_ENV)
         session = boto3.Session(region_name="us-east-1")
         deployment = deploy(session, **kwargs)
-        world = World(session, deployment, lambdas, cf_edges)
+        world = World(session, deployment, lambdas, cf_edges, services=services)
+        if edge_signed is not None:
+            assert services is not None and deployment.kvs_arn is not None
+            from edge import render
+
+            window = edge_signed.window_seconds
+            world.signer = SignedEdges(
+                services.worker_for(render(deployment.header_name, window)),
+                services.store(deployment.kvs_arn),
+                deployment.distribution_id,
+            )
+            for edge, skew in edge_signed.skews.items():
+                world.signer.set_skew(edge, skew)
         world.sample()
         return world
 

@@ -1,5 +1,6 @@
 """The demo's report judges the blog's test exactly: no header 401, a guessed value 403,
-CloudFront 200; anything else is a broken invariant (and ``originlock demo`` exits 1).
+CloudFront 200; anything else is a broken invariant (and ``originlock demo`` exits 1). In
+edge-signed mode it also judges the leaked header value against its bound.
 
 An in-memory scenario: the records and counters ``build_report`` reads, no sandbox.
 """
@@ -12,6 +13,8 @@ from typing import Any, cast
 import pytest
 
 from originlock.demo import (
+    LEAK_PHASE,
+    LEAKED_HEADER,
     NO_HEADER,
     PREEMPT_PHASE,
     REPLAY,
@@ -33,6 +36,13 @@ class FakeTimings:
     token_cache_max_age: float = 3.0
     token_refresh_interval: float = 0.5
     ssm_quota: float = 40.0
+    edge_window: int = 10
+    edge_tolerance: int = 1
+    kvs_propagation: tuple[float, float] = (0.3, 1.5)
+    edge_propagation_wait: float = 2.0
+
+    def leaked_header_bound(self) -> float:
+        return (self.edge_tolerance + 1) * self.edge_window + self.authorizer_ttl
 
     def revoke_bound(self, preempting: bool = False) -> float:
         return 13.0 if preempting else 11.0
@@ -75,6 +85,8 @@ class FakeSandbox:
     authorizer_invocations: int = 10
     ssm_reads: int = 4
     ssm_quota: FakeQuota = field(default_factory=FakeQuota)
+    edge_signed: bool = False
+    lock_mode: str = "header"
 
     def latency_ms(self) -> dict[str, Any]:
         return {"p50_ms": 0.5, "p99_ms": 2.0, "cold_starts": 1, "cold_p50_ms": 40.0}
@@ -119,6 +131,9 @@ class FakeScenario:
     preempt_started: float = 30.0
     preempt_ended: float = 34.0
     preempted: Any = field(default_factory=FakeOutcome)
+    key_ids: dict[str, str | None] = field(default_factory=dict)
+    leak_window_start: float = 50.0
+    leak_captured: float = 52.0
 
 
 def report_of(blog: dict[str, int]) -> dict[str, Any]:
@@ -157,3 +172,65 @@ def test_demo_report_blog_test_not_run_is_broken() -> None:
 
     assert not report["ok"]
     assert report["broken"][0].startswith("the blog's test did not pass")
+
+
+EDGE_BLOG = {**GOOD_BLOG, "api_with_a_forged_token": 403}
+
+
+def edge_report(*replays: tuple[float, int]) -> dict[str, Any]:
+    """An edge-signed run whose leaked header value (window start 50, bound 22 s) got these
+    (moment, status) answers."""
+    scenario = FakeScenario(
+        EDGE_BLOG, sandbox=FakeSandbox(edge_signed=True, lock_mode="edge-signed")
+    )
+    scenario.traffic.records += [
+        Sent(LEAKED_HEADER, 0, at, at + 0.1, status) for at, status in replays
+    ]
+    scenario.phases.append(Phase(LEAK_PHASE, 50.0, 75.0))
+    scenario.key_ids = {"current": "1a2b3c4d"}
+    return build_report(cast(Scenario, scenario))
+
+
+def test_demo_report_edge_signed_leaked_header_within_its_bound_is_ok() -> None:
+    report = edge_report((53.0, 200), (69.0, 200), (70.5, 403), (71.0, 403))
+
+    assert report["ok"], report["broken"]
+    assert report["lock_mode"] == "edge-signed"
+    assert report["key_ids"] == {"current": "1a2b3c4d"}
+    leak = report["leaked_header"]
+    assert leak["stated_bound_s"] == 22.0
+    assert leak["lived_s"] == pytest.approx(19.1)
+    assert leak["lived_after_capture_s"] == pytest.approx(17.1)
+    assert (leak["accepted"], leak["refused"], leak["accepted_after_bound"]) == (2, 2, 0)
+    # the leak phase's replays are counted in its row
+    [row] = [phase for phase in report["phases"] if phase["phase"] == LEAK_PHASE]
+    assert (row["replayed"], row["replay_accepted"]) == (4, 2)
+
+
+@pytest.mark.parametrize(
+    ("replays", "broken"),
+    [
+        (((53.0, 200), (73.0, 200), (74.0, 403)), "accepted 1 times after its bound"),
+        (((53.0, 200), (60.0, 200)), "never refused"),
+        ((), "never replayed"),
+    ],
+)
+def test_demo_report_edge_signed_leaked_header_beyond_its_bound_is_broken(
+    replays: tuple[tuple[float, int], ...], broken: str
+) -> None:
+    report = edge_report(*replays)
+
+    assert not report["ok"]
+    assert any(broken in item for item in report["broken"]), report["broken"]
+
+
+def test_demo_report_edge_signed_needs_the_forged_token_refused() -> None:
+    scenario = FakeScenario(
+        {**EDGE_BLOG, "api_with_a_forged_token": 200},
+        sandbox=FakeSandbox(edge_signed=True, lock_mode="edge-signed"),
+    )
+    scenario.traffic.records.append(Sent(LEAKED_HEADER, 0, 53.0, 53.1, 403))
+
+    report = build_report(cast(Scenario, scenario))
+
+    assert "api_with_a_forged_token answered 200" in report["broken"][0]

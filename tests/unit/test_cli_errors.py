@@ -98,6 +98,10 @@ def test_cli_sandbox_and_endpoint_url_together_are_refused() -> None:
         ["demo", "--settings", '{"no_such_setting": 1}'],
         ["demo", "--settings", '{"timings": {"no_such_timing": 1}}'],
         ["demo", "--settings", '{"timings": {"deploy_window": [1]}}'],
+        ["demo", "--settings", '{"timings": {"kvs_propagation": [0.5, "x"]}}'],
+        ["demo", "--settings", '{"timings": {"edge_window": 10.5}}'],
+        ["demo", "--lock-mode", "signed"],
+        ["sandbox", "--lock-mode", "edge"],
     ],
 )
 def test_cli_bad_arguments_are_one_line_and_exit_2(args: list[str]) -> None:

@@ -265,3 +265,47 @@ def test_status_names_plain_requested_by_with_its_label() -> None:
         "requested by assumed-role/Admin/alice (as given by the caller, not verified)" in line
         for _, line in rows
     )
+
+
+def status_of(token: dict[str, Any], sends: list[dict[str, str]]) -> dict[str, Any]:
+    return {
+        "target": "t",
+        "parameter": "p",
+        "token": {"generation": 3, **token},
+        "distribution": {"id": "E1", "status": "Deployed", "header_name": "x-h", "sends": sends},
+        "running_execution": None,
+        "last_execution": None,
+        "schedule": {},
+    }
+
+
+def test_status_shows_the_lock_mode_and_edge_signed_key_ids() -> None:
+    edge = status_of(
+        {
+            "mode": "edge-signed",
+            "fingerprints": {"pending": None, "current": "d31efebe4449"},
+            "key_ids": {"current": "3316984f"},
+        },
+        [],
+    )
+    header = status_of({"fingerprints": {"current": "d31efebe4449"}}, [])
+
+    edge_rows, header_rows = dict(status_rows(edge)), dict(status_rows(header))
+
+    assert edge_rows["Mode"].startswith("edge-signed")
+    assert edge_rows["  current"] == "d31efebe4449 · key id 3316984f"
+    assert edge_rows["CloudFront"] == "E1 · Deployed · signs at the edge (no static origin header)"
+    assert header_rows["Mode"].startswith("header")
+    assert header_rows["  current"] == "d31efebe4449"
+    assert header_rows["CloudFront"] == "E1 · Deployed · sends no origin header (x-h)"
+
+
+def test_status_in_edge_signed_mode_names_a_static_header_left_by_a_switch() -> None:
+    data = status_of(
+        {"mode": "edge-signed", "fingerprints": {"current": "d31efebe4449"}, "key_ids": {}},
+        [{"slot": "current", "fingerprint": "d31efebe4449"}],
+    )
+
+    [line] = [text for label, text in status_rows(data) if label == "CloudFront"]
+
+    assert "as a static origin header (finish the switch to edge-signed mode)" in line

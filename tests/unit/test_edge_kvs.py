@@ -175,3 +175,25 @@ def test_edge_kvs_checks_its_arguments(clock: FakeClock) -> None:
         store.put_key("k" * 513, "v", store.describe()["ETag"])
     with pytest.raises(ValueError):
         store.edge_view(3)
+
+
+def test_edge_kvs_created_with_data_has_it_at_every_edge_at_once(clock: FakeClock) -> None:
+    # Given a store created from an import source (as the sandbox deploys its first key)
+    key = generate_token()
+    store = store_with(clock, initial={"signing-key": key}, propagation=(5.0, 9.0))
+
+    # Then every edge reads it now, and it counts in the store's size
+    assert all(store.edge_view(edge) == {"signing-key": key} for edge in range(3))
+    assert store.describe()["ItemCount"] == 1
+    # A later write still takes its propagation time
+    new = generate_token()
+    store.put_key("signing-key", new, store.describe()["ETag"])
+    assert store.edge_view(0) == {"signing-key": key}
+    # Every value it ever held is known (for the secret scans), never shown
+    assert store.values_ever() == {key, new}
+    assert key not in repr(store) and new not in repr(store)
+
+
+def test_edge_kvs_refuses_initial_data_over_the_limits(clock: FakeClock) -> None:
+    with pytest.raises(ValidationError):
+        store_with(clock, initial={"signing-key": "x" * (MAX_VALUE_BYTES + 1)})
