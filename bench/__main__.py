@@ -9,6 +9,9 @@ Scenarios, each in a sandbox (or process) of its own, in this order:
 * ``faults`` (:mod:`bench.faults`): every injected fault, with live traffic;
 * ``rotation`` (:mod:`bench.rotation`): overhead, cost and the revoke bound R against their
   floors and formulas, with and without a rotation running;
+* ``modes`` (:mod:`bench.modes`): header mode and edge-signed mode side by side, a sandbox
+  each: rotation wall time and overhead, R for a leaked value or key, the life of a leaked
+  header value, authorizer invocations per 1,000 requests, legitimate requests lost;
 * ``spray`` (:mod:`bench.spray`): a spray of random header values at whole authorizer fleets
   (50, 200, 1,000 instances, simulated): SSM reads per second against the budget, the
   account's quota, the previous design and the blog's.
@@ -33,7 +36,7 @@ from typing import Any
 from bench import authorizer
 from bench.common import RESULTS, machine, write_result
 
-SCENARIOS = ("authorizer", "naive", "load", "faults", "rotation", "spray")
+SCENARIOS = ("authorizer", "naive", "load", "faults", "rotation", "modes", "spray")
 
 
 def _say(text: str) -> None:
@@ -296,6 +299,52 @@ def _rotation_rows(f: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _modes_rows(f: dict[str, Any]) -> list[Row]:
+    header, edge = f["modes"]["header"], f["modes"]["edge-signed"]
+    ok = f["targets"]
+    leak = edge["leaked_header"]
+
+    def both(figure: str, h: str, e: str, floor: str = "", verdict: bool | None = None) -> Row:
+        return _row("lock modes", figure, f"header {h} · edge-signed {e}", floor=floor, ok=verdict)
+
+    return [
+        both(
+            "rotation wall time / overhead beyond the edges' switching (s)",
+            f"{header['rotation']['wall_s']:.1f} / {header['rotation']['overhead_s']:.1f}",
+            f"{edge['rotation']['wall_s']:.1f} / {edge['rotation']['overhead_s']:.1f}",
+            "waits on purpose + Lambda steps + <= 1 poll",
+            ok["rotation_overhead_is_waits_steps_and_a_poll"],
+        ),
+        both(
+            "revoke all: leaked value / key last accepted, from the request (s)",
+            f"{header['revoke_all']['measured_bound_s']:.1f}",
+            f"{edge['revoke_all']['measured_bound_s']:.1f}",
+            f"stated R = {header['revoke_all']['stated_bound_s']:.0f} / "
+            f"{edge['revoke_all']['stated_bound_s']:.0f}",
+            ok["revoke_within_stated_bound"],
+        ),
+        both(
+            "leaked header value, replayed: last accepted (s)",
+            "never refused (until a rotation or revoke)",
+            f"{leak['lived_s']:.1f} after its window's start",
+            f"(T+1)·W + TTL = {leak['stated_bound_s']:.0f}",
+            ok["edge_leaked_header_refused_within_bound"],
+        ),
+        both(
+            "authorizer invocations per 1,000 requests (steady)",
+            f"{header['steady']['invocations_per_1000']:.1f}",
+            f"{edge['steady']['invocations_per_1000']:.1f}",
+        ),
+        both(
+            "legit requests refused outside the revoke window",
+            str(header["legit_refused_outside_revoke_window"]),
+            str(edge["legit_refused_outside_revoke_window"]),
+            "0",
+            ok["no_legit_refused_outside_revoke_window"],
+        ),
+    ]
+
+
 def _spray_rows(f: dict[str, Any]) -> list[Row]:
     rows = []
     for row in f["rows"]:
@@ -323,6 +372,7 @@ ROWS = {
     "load": _load_rows,
     "faults": _faults_rows,
     "rotation": _rotation_rows,
+    "modes": _modes_rows,
 }
 COLUMNS = (
     ("area", "area"),
@@ -378,6 +428,12 @@ def main(argv: list[str]) -> int:
         if name == "authorizer":
             result = authorizer.run(reference=not args.no_reference)
             authorizer.print_table(result)
+        elif name == "modes":
+            from bench import modes
+
+            _say("bench: header mode and edge-signed mode, a sandbox each ...")
+            result = modes.run_scenario()
+            console.print(modes.table(result))
         elif name == "spray":
             from bench import spray
 
