@@ -221,10 +221,16 @@ class EmulatedKeyValueStore:
         with self._lock:
             return [(v.written_at, max(v.arrivals)) for v in self._versions[1:]]
 
-    def values_ever(self) -> set[str]:
-        """Every value any version of the store has held (for secret scans; never printed)."""
+    def values_ever(self, key: str | None = None) -> set[str]:
+        """Every value any version of the store has held under *key* (any key when ``None``):
+        for secret scans, never printed."""
         with self._lock:
-            return {value for version in self._versions for value in version.data.values()}
+            return {
+                value
+                for version in self._versions
+                for name, value in version.data.items()
+                if key is None or name == key
+            }
 
     def list_keys(self) -> dict[str, Any]:
         with self._lock:

@@ -770,8 +770,9 @@ class Sandbox:
     # secrets, for checking invariant 2 (never printed)
     def token_values(self) -> set[str]:
         """Every secret the sandbox has held: each value the token parameter has ever held
-        (from its version history); in edge-signed mode also every value the KeyValueStore
-        has held and every origin header value an edge's function made (a token)."""
+        (from its version history); in edge-signed mode also every signing key the edges'
+        KeyValueStore has held and every origin header value an edge's function made (a
+        token)."""
         from originlock.document import CorruptDocumentError, TokenDocument
 
         ssm = self.client("ssm")
@@ -786,9 +787,10 @@ class Sandbox:
             if not page.get("NextToken"):
                 break
             kwargs["NextToken"] = page["NextToken"]
-        if self.edge_services is not None:
-            for store in self.edge_services.stores():
-                values |= store.values_ever()
+        if self.edge_signed:
+            from tokens.edge import KVS_KEY_NAME
+
+            values |= self.key_value_store.values_ever(KVS_KEY_NAME)
         if self.cloudfront is not None:
             values |= set(self.cloudfront.signed_values)
         captured = self.api.last_allowed_value if self.api is not None else None
