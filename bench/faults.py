@@ -97,14 +97,16 @@ ROTATE_STATES = {
 # it leaves the lock held by a failed execution, which the next run must take over.
 CRASH_WHEN = {"release_lock": "before"}
 
+SSM_THROTTLED = "SSM throttled (authorizer), within max staleness"
+SSM_NOT_ANSWERING = "SSM not answering (authorizer), within max staleness"
 FAULTS = (
     "CloudFront throttles Stage",
     "CloudFront throttles the switch",
     "PreconditionFailed storm",
     *(f"crash in {step}" for step in ROTATE_STATES),
     "deployment never finishes",
-    "SSM throttled (authorizer), within max staleness",
-    "SSM not answering (authorizer), within max staleness",
+    SSM_THROTTLED,
+    SSM_NOT_ANSWERING,
     "SSM unreachable beyond max staleness",
     "SSM failing for new instances",
 )
@@ -461,8 +463,9 @@ class FaultScenario(Observer):
         if self.awaiting is not None:
             self.awaiting[0].survived = False  # no run followed it
         self._authorizer_staleness(SHORT_STALENESS)
-        self.ssm_outage(FAULTS[-3], "throttle")
-        self.ssm_outage(FAULTS[-2], "timeout")
+        # By name: indices counted from the end shifted when a row was added after them.
+        self.ssm_outage(SSM_THROTTLED, "throttle")
+        self.ssm_outage(SSM_NOT_ANSWERING, "timeout")
         self._authorizer_staleness(SMALL_STALENESS)
         self.ssm_beyond_staleness()
         self._authorizer_staleness(SHORT_STALENESS)

@@ -8,19 +8,19 @@
    (``originlock rotate``), then leak the current value to an attacker who replays it, and
    run an emergency ``revoke all``; then start another rotation, leak again while it waits
    for CloudFront's deployment, and revoke all at once: the revoke preempts the rotation.
-In edge-signed mode (``--lock-mode edge-signed``, docs/edge-signed.md) the same scenario runs
-with the edges signing each request with the KeyValueStore's key (the leaked "value" is then
-the signing key, which the attacker uses as is and to mint tokens), plus one phase after the
-steady one: a header value a backend received (its logs leak it) is replayed straight at the
-API until it is refused, and how long it lived is reported against the bound (T + 1)·W + TTL.
-An attacker also sends well-formed tokens signed with keys of its own.
-
 4. Report per phase what legitimate traffic lost (nothing, outside the revoke-all windows,
    whose 403s are the documented price of an emergency and are counted apart), what the
    attackers got (nothing), when each revoked value stopped working counted from the revoke
    command (the measured bound R against the stated one), the authorizer's latency, SSM reads
    (against SSM's quota, which the sandbox applies to every caller), and per execution the
    state transitions and Lambda invocations. Exit 1 if an invariant broke.
+
+In edge-signed mode (``--lock-mode edge-signed``, docs/edge-signed.md) the same scenario runs
+with the edges signing each request with the KeyValueStore's key (the leaked "value" is then
+the signing key, which the attacker uses as is and to mint tokens), plus one phase after the
+steady one: a header value a backend received (its logs leak it) is replayed straight at the
+API until it is refused, and how long it lived is reported against the bound (T + 1)·W + TTL.
+An attacker also sends well-formed tokens signed with keys of its own.
 
 All traffic goes to 127.0.0.1. The leaked value is held in memory only: the report, the
 narration and the functions' output are scanned for every value the parameter ever held (and,
