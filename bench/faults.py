@@ -54,6 +54,7 @@ from typing import Any
 from originlock import operations
 from originlock.observe import LEGIT, Observer, Run
 from originlock.sandbox import Sandbox, SandboxTimings
+from originlock.sandbox.apigateway import STAGE
 from originlock.traffic import Sent, Traffic, rejected
 
 # The sandbox's timings while faults are injected: a rotation takes ~4 s.
@@ -108,9 +109,11 @@ FAULTS = (
     "SSM unreachable beyond max staleness",
     "SSM failing for new instances",
 )
-# After SSM recovers, a new instance reads again within its retry interval; allow that and
-# the clients' own round trip.
-COLD_OUTAGE = 1.0
+SSM_THROTTLED, SSM_NOT_ANSWERING, SSM_BEYOND_STALENESS, SSM_COLD = FAULTS[-4:]
+# Longer than a cold instance's retries inside one invocation (about 0.4-1.1 s of pauses), so
+# some requests meet an instance that has no copy. After SSM recovers, a new instance reads
+# again within its retry interval; allow that and the clients' own round trip.
+COLD_OUTAGE = 2.5
 
 
 @dataclass
@@ -353,7 +356,7 @@ class FaultScenario(Observer):
         sb = self.sandbox
         faults = sb.ssm_faults
         assert faults is not None
-        fault = FAULTS[-2]
+        fault = SSM_BEYOND_STALENESS
         self.phase(fault)
         before = faults.injected
         outage_start = time.monotonic()
@@ -392,25 +395,28 @@ class FaultScenario(Observer):
         )
 
     def cold_instances_during_an_outage(self) -> FaultRow:
-        """New instances meet an SSM outage; ours lose nothing once it ends, the authorizer
-        as it was (a cached Deny) loses requests for the TTL after it ends."""
+        """New instances meet an SSM outage. Ours retry within the invocation, then fail it
+        (500, cached by nobody): no legitimate request is refused with a Deny, none is lost
+        once SSM answers. The authorizer as it was denies, and API Gateway serves that Deny
+        from its cache to every request with the same value for the TTL."""
         sb = self.sandbox
         faults = sb.ssm_faults
         assert faults is not None
-        fault = FAULTS[-1]
+        fault = SSM_COLD
         self.phase(fault)
         before = faults.injected
         ours = self._cold_outage("ours")
         with denying_when_uncertain():
             baseline = self._cold_outage("as it was")
         tried = faults.injected - before
-        ok = ours["lost_after"] == 0 and baseline["lost_after"] > 0 and ours["cached_403"] == 0
+        ok = ours["lost_after"] == 0 and ours["denied"] == 0 and baseline["denied"] > 0
         return self.row(
             fault,
             tried,
             ok,
-            f"ours: {ours['during']} failed (500, uncached) during the outage, "
-            f"{ours['lost_after']} lost after it; the authorizer as it was (a cached Deny): "
+            f"ours: {ours['during']} failed (500, not cached), none denied, "
+            f"{ours['lost_after']} lost after it; the authorizer as it was: "
+            f"{baseline['denied']} denied (403, the Deny cached by API Gateway), "
             f"{baseline['lost_after']} lost after SSM recovered",
             [],
             window_lost=ours["during"] + baseline["during"] + baseline["lost_after"],
@@ -424,6 +430,9 @@ class FaultScenario(Observer):
         try:
             # Fresh instances (a configuration change), whose first reads fail
             sb.update_function_env(sb.authorizer_function, {"ORIGINLOCK_FAULT": label})
+            # and API Gateway's cache emptied (as a revoke does), so requests reach them
+            assert sb.api is not None
+            sb.api.reset_cache(sb.api.api_id, STAGE)
             started = time.monotonic()
             time.sleep(COLD_OUTAGE)
         finally:
@@ -436,7 +445,7 @@ class FaultScenario(Observer):
         return {
             "during": len([r for r in rejected(legit) if r.started < recovered]),
             "lost_after": len(after),
-            "cached_403": sum(1 for r in rejected(legit) if r.status == 403),
+            "denied": sum(1 for r in rejected(legit) if r.status == 403),
         }
 
     # -- all -------------------------------------------------------------------------------------
@@ -461,8 +470,8 @@ class FaultScenario(Observer):
         if self.awaiting is not None:
             self.awaiting[0].survived = False  # no run followed it
         self._authorizer_staleness(SHORT_STALENESS)
-        self.ssm_outage(FAULTS[-3], "throttle")
-        self.ssm_outage(FAULTS[-2], "timeout")
+        self.ssm_outage(SSM_THROTTLED, "throttle")
+        self.ssm_outage(SSM_NOT_ANSWERING, "timeout")
         self._authorizer_staleness(SMALL_STALENESS)
         self.ssm_beyond_staleness()
         self._authorizer_staleness(SHORT_STALENESS)
@@ -472,11 +481,15 @@ class FaultScenario(Observer):
 
 @contextlib.contextmanager
 def denying_when_uncertain() -> Iterator[None]:
-    """The authorizer as it was, for the comparison row only: where it cannot be certain (no
-    copy, or one it could not refresh) it denies, and API Gateway caches that Deny."""
+    """The authorizer as it was, for the comparison row only: a cold instance reads once (no
+    retry inside the invocation), and where it cannot be certain (no copy, or one it could not
+    refresh) it denies, and API Gateway caches that Deny."""
+    from authorizer import cache
     from authorizer.cache import AcceptedSetCache, Decision
 
     decide = AcceptedSetCache.decide
+    pauses = cache.FIRST_READ_PAUSES
+    cache.FIRST_READ_PAUSES = ()
 
     def old(self: AcceptedSetCache, presented: bytes, deadline: float | None = None) -> Decision:
         decision = decide(self, presented, deadline)
@@ -487,6 +500,7 @@ def denying_when_uncertain() -> Iterator[None]:
         yield
     finally:
         AcceptedSetCache.decide = decide  # type: ignore[method-assign]
+        cache.FIRST_READ_PAUSES = pauses
 
 
 def _overlaps(record: Sent, start: float, end: float) -> bool:
