@@ -15,11 +15,14 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Checkov pins many packages of its own: it gets its own environment, never .venv.
 CHECKOV_ENV := $(TOOLS)/checkov
 CHECKOV_LOCK := tools/checkov-requirements.txt
+# Edge-signed mode's awscrt layer (see its rule below).
+AWSCRT_LAYER := .tools/layers/awscrt
+AWSCRT_LOCK := tools/awscrt-layer-requirements.txt
 
 .PHONY: demo test lint typecheck unit bench soak synth deploy destroy sandbox clean setup \
-	checkov checkov-env checkov-lock
+	checkov checkov-env checkov-lock awscrt-lock
 
-setup: $(VENV)/.synced node_modules/.synced
+setup: $(VENV)/.synced node_modules/.synced $(AWSCRT_LAYER).synced
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -38,6 +41,20 @@ $(CHECKOV_ENV)/.synced: $(CHECKOV_LOCK) | $(UV)
 	touch $@
 
 checkov-env: $(CHECKOV_ENV)/.synced
+
+# The awscrt layer of edge-signed mode (SigV4A for the KeyValueStore API): the wheel for
+# Lambda's arm64 Python 3.13, installed exactly as locked (hashes), no Docker. Regenerate the
+# lock with `make awscrt-lock` after changing tools/awscrt-layer-requirements.in.
+$(AWSCRT_LAYER).synced: $(AWSCRT_LOCK) | $(UV)
+	rm -rf $(AWSCRT_LAYER)
+	$(UV) pip install --quiet --target $(AWSCRT_LAYER)/python --python-version 3.13 \
+		--python-platform aarch64-manylinux_2_17 --only-binary :all: --require-hashes \
+		-r $(AWSCRT_LOCK)
+	touch $@
+
+awscrt-lock: | $(UV)
+	$(UV) pip compile --quiet --python-version 3.13 --python-platform aarch64-manylinux_2_17 \
+		--generate-hashes tools/awscrt-layer-requirements.in -o $(AWSCRT_LOCK)
 
 # Regenerate the lock after changing tools/checkov-requirements.in.
 checkov-lock: | $(UV)
