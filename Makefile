@@ -12,7 +12,7 @@ export UV_PYTHON_DOWNLOADS := never
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test lint typecheck unit bench soak synth deploy destroy sandbox clean setup
+.PHONY: demo test lint typecheck unit bench soak synth deploy destroy sandbox clean setup rehearse smoke
 
 setup: $(VENV)/.synced node_modules/.synced
 
@@ -40,7 +40,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 typecheck: setup
-	$(VENV)/bin/mypy functions infra originlock tests bench
+	$(VENV)/bin/mypy functions infra originlock tests bench rehearsal
 
 unit: setup
 	$(VENV)/bin/pytest tests/unit
@@ -64,6 +64,33 @@ deploy: setup
 
 destroy: setup
 	npx --no-install cdk destroy --all
+
+# The deploy rehearsal (docs/rehearsal.md): ministack in an environment of its own (it pins an
+# older botocore than .venv), and the Powertools layer it publishes under the AWS-managed ARN.
+MINISTACK := $(TOOLS)/ministack
+POWERTOOLS_LAYER := $(TOOLS)/rehearsal/powertools-layer
+REHEARSE_ARGS ?=
+
+$(MINISTACK)/.synced: rehearsal/requirements.txt
+	rm -rf $(MINISTACK)
+	$(PYTHON) -m venv $(MINISTACK)
+	$(MINISTACK)/bin/pip install --quiet --disable-pip-version-check --no-deps \
+		-r rehearsal/requirements.txt
+	touch $@
+
+$(POWERTOOLS_LAYER)/.synced: rehearsal/layer-requirements.txt $(MINISTACK)/.synced
+	rm -rf $(POWERTOOLS_LAYER)
+	$(MINISTACK)/bin/pip install --quiet --disable-pip-version-check --no-deps \
+		--target $(POWERTOOLS_LAYER)/python -r rehearsal/layer-requirements.txt
+	touch $@
+
+rehearse: setup $(MINISTACK)/.synced $(POWERTOOLS_LAYER)/.synced
+	$(PY) -m rehearsal $(REHEARSE_ARGS)
+
+# After `make deploy`: the same checks against the real stack (STACK=... for another name).
+STACK ?= Originlock
+smoke: setup
+	$(PY) -m originlock.smoke --stack $(STACK) $(SMOKE_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage
