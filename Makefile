@@ -12,7 +12,12 @@ export UV_PYTHON_DOWNLOADS := never
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test lint typecheck unit bench soak synth deploy destroy sandbox clean setup rehearse smoke
+# Checkov pins many packages of its own: it gets its own environment, never .venv.
+CHECKOV_ENV := $(TOOLS)/checkov
+CHECKOV_LOCK := tools/checkov-requirements.txt
+
+.PHONY: demo test lint typecheck unit bench soak synth deploy destroy sandbox clean setup \
+	checkov checkov-env checkov-lock rehearse rehearse-lock smoke
 
 setup: $(VENV)/.synced node_modules/.synced
 
@@ -24,6 +29,25 @@ $(UV):
 $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --python $(PYTHON) --quiet
 	touch $@
+
+# Installed exactly as locked (hashes required); rebuilt whenever the lock changes.
+$(CHECKOV_ENV)/.synced: $(CHECKOV_LOCK) | $(UV)
+	rm -rf $(CHECKOV_ENV)
+	$(UV) venv --quiet --python $(PYTHON) $(CHECKOV_ENV)
+	$(UV) pip sync --quiet --python $(CHECKOV_ENV)/bin/python --require-hashes $(CHECKOV_LOCK)
+	touch $@
+
+checkov-env: $(CHECKOV_ENV)/.synced
+
+# Regenerate the lock after changing tools/checkov-requirements.in.
+checkov-lock: | $(UV)
+	$(UV) pip compile --quiet --python-version 3.11 --generate-hashes \
+		tools/checkov-requirements.in -o $(CHECKOV_LOCK)
+
+# Checkov over the synthesized templates (tests/infra/test_checkov.py runs the same).
+checkov: synth checkov-env
+	$(CHECKOV_ENV)/bin/checkov --framework cloudformation --compact --quiet --skip-download \
+		$$(printf -- '-f %s ' cdk.out/*.template.json)
 
 node_modules/.synced: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -71,18 +95,24 @@ MINISTACK := $(TOOLS)/ministack
 POWERTOOLS_LAYER := $(TOOLS)/rehearsal/powertools-layer
 REHEARSE_ARGS ?=
 
-$(MINISTACK)/.synced: rehearsal/requirements.txt
+$(MINISTACK)/.synced: rehearsal/requirements.txt | $(UV)
 	rm -rf $(MINISTACK)
-	$(PYTHON) -m venv $(MINISTACK)
-	$(MINISTACK)/bin/pip install --quiet --disable-pip-version-check --no-deps \
-		-r rehearsal/requirements.txt
+	$(UV) venv --quiet --python $(PYTHON) $(MINISTACK)
+	$(UV) pip sync --quiet --python $(MINISTACK)/bin/python --require-hashes rehearsal/requirements.txt
 	touch $@
 
 $(POWERTOOLS_LAYER)/.synced: rehearsal/layer-requirements.txt $(MINISTACK)/.synced
 	rm -rf $(POWERTOOLS_LAYER)
-	$(MINISTACK)/bin/pip install --quiet --disable-pip-version-check --no-deps \
+	$(UV) pip install --quiet --python $(MINISTACK)/bin/python --no-deps --require-hashes \
 		--target $(POWERTOOLS_LAYER)/python -r rehearsal/layer-requirements.txt
 	touch $@
+
+# Regenerate both locks after changing rehearsal/*.in.
+rehearse-lock: | $(UV)
+	$(UV) pip compile --quiet --python-version 3.11 --generate-hashes \
+		rehearsal/requirements.in -o rehearsal/requirements.txt
+	$(UV) pip compile --quiet --python-version 3.11 --generate-hashes --no-deps \
+		rehearsal/layer-requirements.in -o rehearsal/layer-requirements.txt
 
 rehearse: setup $(MINISTACK)/.synced $(POWERTOOLS_LAYER)/.synced
 	$(PY) -m rehearsal $(REHEARSE_ARGS)

@@ -19,8 +19,14 @@ if _ROOT not in sys.path:
 from aws_cdk import App, Environment, Tags, Validations  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
-from infra.config import AppConfig  # noqa: E402
-from infra.constants import FALLBACK_REGION, WAF_REGION, WAF_STACK_SUFFIX  # noqa: E402
+from infra.config import AppConfig, ConfigError  # noqa: E402
+from infra.constants import (  # noqa: E402
+    FALLBACK_REGION,
+    OPT_IN_REGIONS,
+    WAF_REGION,
+    WAF_STACK_SUFFIX,
+)
+from infra.findings import skip_checkov_on_cdk_providers  # noqa: E402
 from infra.stacks import EdgeWafStack, OriginlockStack  # noqa: E402
 
 
@@ -30,6 +36,11 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
     config = AppConfig.from_context(app.node.try_get_context)
     account = config.account or os.environ.get("CDK_DEFAULT_ACCOUNT") or None
     region = config.region or os.environ.get("CDK_DEFAULT_REGION") or FALLBACK_REGION
+    if config.cloud_front_logs_enabled and region in OPT_IN_REGIONS:
+        raise ConfigError(
+            f"CloudFront delivers no standard logs to a bucket in {region} (an opt-in Region): "
+            "deploy with -c cloudFrontLogsEnabled=false, or in another region"
+        )
 
     web_acl_arn: str | None = None
     if config.waf_enabled:
@@ -54,6 +65,8 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
     )
     if config.waf_enabled:
         main.add_stack_dependency(waf)
+        skip_checkov_on_cdk_providers(waf)
+    skip_checkov_on_cdk_providers(main)
     Tags.of(app).add("project", "originlock")
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app

@@ -13,6 +13,10 @@ _HEADER = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+$")
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 _PARAMETER = re.compile(r"^[A-Za-z0-9_.\-/]{1,1011}$")
+# A CloudFormation stack name; 55 characters at most, because the schedule is named
+# "<stack name>-rotation" and EventBridge Scheduler allows 64.
+_STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,54}$")
+TOKEN_SOURCES = ("extension", "sdk")
 
 
 class ConfigError(ValueError):
@@ -45,6 +49,11 @@ def _str(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
+def default_parameter_name(stack_name: str) -> str:
+    """The token parameter's name when ``parameterName`` is not set: one per stack."""
+    return f"/originlock/{stack_name}/origin-token"
+
+
 def rate_seconds(expression: str) -> int | None:
     """Seconds between runs of a ``rate(...)`` schedule; ``None`` for ``cron``/``at``."""
     match = _RATE.match(expression.strip())
@@ -71,9 +80,11 @@ class AppConfig:
     deploy_timeout_seconds: int
     authorizer_cache_ttl_seconds: int
     authorizer_reserved_concurrency: int
+    authorizer_token_source: str
     authorizer_token_max_age_seconds: int
     authorizer_refresh_interval_seconds: int
     backend_url: str
+    cloud_front_logs_enabled: bool
     waf_enabled: bool
     waf_rate_limit: int
     alarm_email: str
@@ -88,10 +99,17 @@ class AppConfig:
             value = lookup(key)
             return CONTEXT_DEFAULTS[key] if value is None else value
 
+        stack_name = _str(get("stackName"))
+        if not _STACK_NAME.match(stack_name):
+            raise ConfigError(
+                "context stackName must start with a letter, hold only letters, digits and "
+                f"hyphens, and be at most 55 characters long: {stack_name!r}"
+            )
         header = _str(get("headerName")).lower()
         if not _HEADER.match(header):
             raise ConfigError(f"context headerName is not a valid header name: {header!r}")
-        parameter = _str(get("parameterName"))
+        # Empty: derived from the stack name, so that two stacks never share a token.
+        parameter = _str(get("parameterName")) or default_parameter_name(stack_name)
         if not _PARAMETER.match(parameter) or parameter.endswith("/"):
             raise ConfigError(f"context parameterName is not a valid parameter name: {parameter!r}")
         schedule = _str(get("rotationSchedule"))
@@ -124,8 +142,13 @@ class AppConfig:
             raise ConfigError(
                 "context authorizerRefreshIntervalSeconds exceeds authorizerTokenMaxAgeSeconds"
             )
+        token_source = _str(get("authorizerTokenSource")).lower()
+        if token_source not in TOKEN_SOURCES:
+            raise ConfigError(
+                f"context authorizerTokenSource must be extension or sdk, got {token_source!r}"
+            )
         return cls(
-            stack_name=_str(get("stackName")),
+            stack_name=stack_name,
             account=_str(get("account")),
             region=_str(get("region")),
             header_name=header,
@@ -147,9 +170,11 @@ class AppConfig:
             authorizer_reserved_concurrency=_int(
                 "authorizerReservedConcurrency", get("authorizerReservedConcurrency"), 0, 10000
             ),
+            authorizer_token_source=token_source,
             authorizer_token_max_age_seconds=token_max_age,
             authorizer_refresh_interval_seconds=refresh,
             backend_url=backend,
+            cloud_front_logs_enabled=_bool("cloudFrontLogsEnabled", get("cloudFrontLogsEnabled")),
             waf_enabled=_bool("wafEnabled", get("wafEnabled")),
             # AWS WAF's limits for a rate-based rule (requests per 5 minutes per IP).
             waf_rate_limit=_int("wafRateLimit", get("wafRateLimit"), 10, 2_000_000_000),

@@ -24,6 +24,30 @@ STATE_MACHINE_SUFFIX = "-rotation"
 WAF_STACK_SUFFIX = "EdgeWaf"
 # CloudFront web ACLs (scope CLOUDFRONT) exist only in us-east-1.
 WAF_REGION = "us-east-1"
+# CloudFront delivers no standard logs to buckets in opt-in Regions (CloudFront Developer
+# Guide, "Standard logging (legacy)": choosing a bucket), so a log bucket cannot live there.
+OPT_IN_REGIONS = frozenset(
+    {
+        "af-south-1",
+        "ap-east-1",
+        "ap-east-2",
+        "ap-south-2",
+        "ap-southeast-3",
+        "ap-southeast-4",
+        "ap-southeast-5",
+        "ap-southeast-7",
+        "ca-west-1",
+        "eu-central-2",
+        "eu-south-1",
+        "eu-south-2",
+        "il-central-1",
+        "me-central-1",
+        "me-south-1",
+        "mx-central-1",
+    }
+)
+# CloudFront standard log files expire with the functions' log groups (three months).
+ACCESS_LOG_DAYS = 90
 # Only when neither context nor the CLI names a region (offline synth).
 FALLBACK_REGION = "us-east-1"
 
@@ -52,6 +76,9 @@ AGE_METRIC = "TokenAgeSeconds"
 # The token parameter's tag that mirrors the document's current_since (the same name as
 # functions/tokens/document.py's CURRENT_SINCE_TAG; tests/infra checks they agree).
 CURRENT_SINCE_TAG = "originlock:current-since"
+# The token parameter's tag naming the stack that manages it (the same name as
+# functions/provision/logic.py's OWNER_TAG; tests/unit/test_provision.py checks they agree).
+OWNER_TAG = "originlock:stack"
 DENIED_METRIC = "Denied"
 
 API_STAGE = "$default"
@@ -69,7 +96,8 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "account": "",
     "region": "",
     "headerName": "x-cf-api-gateway-token",
-    "parameterName": "/originlock/origin-token",
+    # Empty: /originlock/<stackName>/origin-token (infra/config.py), one per stack.
+    "parameterName": "",
     "adoptExistingParameter": True,
     "kmsKeyArn": "",
     "createKey": False,
@@ -79,10 +107,13 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "pollIntervalSeconds": 30,
     "deployTimeoutSeconds": 1800,
     "authorizerCacheTtlSeconds": 300,
-    "authorizerReservedConcurrency": 50,
+    # 0: no reservation (a reservation must leave 100 unreserved in the account).
+    "authorizerReservedConcurrency": 0,
+    "authorizerTokenSource": "extension",
     "authorizerTokenMaxAgeSeconds": 60,
     "authorizerRefreshIntervalSeconds": 1,
     "backendUrl": "",
+    "cloudFrontLogsEnabled": True,
     "wafEnabled": True,
     "wafRateLimit": 2000,
     "alarmEmail": "",

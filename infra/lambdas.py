@@ -17,6 +17,13 @@ from infra.constants import (
     POWERTOOLS_LAYER_ACCOUNT,
     POWERTOOLS_LAYER_NAME,
 )
+from infra.findings import (
+    LOGS_WITHOUT_SECRETS,
+    NO_RESERVATION,
+    NO_VPC,
+    PLAIN_ENVIRONMENT,
+    skip_checkov,
+)
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
@@ -85,7 +92,9 @@ class PythonFunction(Construct):
         reserved_concurrency: int | None = None,
         params_and_secrets: lambda_.ParamsAndSecretsLayerVersion | None = None,
         use_powertools: bool = True,
+        no_dead_letter_queue: str,
     ) -> None:
+        """*no_dead_letter_queue*: why a failed invocation needs no DLQ (checkov CKV_AWS_116)."""
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
             self,
@@ -118,6 +127,16 @@ class PythonFunction(Construct):
             reserved_concurrent_executions=reserved_concurrency,
             params_and_secrets=params_and_secrets,
         )
+        checks = [
+            ("CKV_AWS_116", no_dead_letter_queue),
+            ("CKV_AWS_117", NO_VPC),
+        ]
+        if reserved_concurrency is None:
+            checks.append(("CKV_AWS_115", NO_RESERVATION))
+        if environment:
+            checks.append(("CKV_AWS_173", PLAIN_ENVIRONMENT))
+        skip_checkov(self.function, *checks)
+        skip_checkov(self.log_group, ("CKV_AWS_158", LOGS_WITHOUT_SECRETS))
         acknowledge(
             self.function,
             (

@@ -26,6 +26,7 @@ from infra.constants import (
     AUTHORIZER_SERVICE,
     METRICS_NAMESPACE,
 )
+from infra.findings import LOGS_WITHOUT_SECRETS, skip_checkov
 from infra.lambdas import LOG_RETENTION, PythonFunction
 from infra.token_parameter import TokenParameter
 
@@ -64,6 +65,19 @@ ACCESS_LOG_FORMAT = json.dumps(
 )
 
 
+def _extension_layer(config: AppConfig) -> lambda_.ParamsAndSecretsLayerVersion | None:
+    """The Parameters and Secrets extension when the authorizer reads through it."""
+    if config.authorizer_token_source != "extension":  # noqa: S105 - a source name
+        return None
+    # The function caches the accepted set itself: a second cache in the
+    # extension would add its TTL to every bound (docs/decisions.md).
+    return lambda_.ParamsAndSecretsLayerVersion.from_version(
+        lambda_.ParamsAndSecretsVersions.V1_0_103,
+        cache_enabled=False,
+        log_level=lambda_.ParamsAndSecretsLogLevel.WARN,
+    )
+
+
 class LockdownApi(Construct):
     """HTTP API, its ``$default`` stage, routes to the backend and the origin authorizer."""
 
@@ -84,7 +98,7 @@ class LockdownApi(Construct):
             environment={
                 "SSM_PARAMETER_NAME": token.name,
                 "ORIGIN_HEADER_NAME": config.header_name,
-                "TOKEN_SOURCE": "extension",
+                "TOKEN_SOURCE": config.authorizer_token_source,
                 "TOKEN_CACHE_MAX_AGE_SECONDS": str(config.authorizer_token_max_age_seconds),
                 "TOKEN_REFRESH_MIN_INTERVAL_SECONDS": str(
                     config.authorizer_refresh_interval_seconds
@@ -95,15 +109,14 @@ class LockdownApi(Construct):
             powertools_version=config.powertools_layer_version,
             timeout=Duration.seconds(5),
             memory_size=512,
-            # A ceiling on what header spraying can cost (0: no reservation).
-            reserved_concurrency=config.authorizer_reserved_concurrency or None,
-            # The function caches the accepted set itself: a second cache in the
-            # extension would add its TTL to every bound (docs/decisions.md).
-            params_and_secrets=lambda_.ParamsAndSecretsLayerVersion.from_version(
-                lambda_.ParamsAndSecretsVersions.V1_0_103,
-                cache_enabled=False,
-                log_level=lambda_.ParamsAndSecretsLogLevel.WARN,
+            no_dead_letter_queue=(
+                "Invoked synchronously by API Gateway: a failed invocation is the caller's "
+                "answer (500), nothing is queued; a DLQ serves asynchronous invocations only."
             ),
+            # A ceiling on what header spraying can cost; 0 (the default): no reservation,
+            # which a new account's concurrency quota could not grant (docs/deploy.md).
+            reserved_concurrency=config.authorizer_reserved_concurrency or None,
+            params_and_secrets=_extension_layer(config),
         )
         token.grant_read(self.authorizer.function)
         self.authorizer.function.node.add_dependency(token.resource)
@@ -126,6 +139,7 @@ class LockdownApi(Construct):
         self.access_logs = logs.LogGroup(
             self, "AccessLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
         )
+        skip_checkov(self.access_logs, ("CKV_AWS_158", LOGS_WITHOUT_SECRETS))
         self.stage = apigwv2.HttpStage(
             self,
             "DefaultStage",
@@ -155,6 +169,10 @@ class LockdownApi(Construct):
                 powertools_version=config.powertools_layer_version,
                 code=lambda_.InlineCode(HELLO_BACKEND),
                 use_powertools=False,
+                no_dead_letter_queue=(
+                    "Invoked synchronously by API Gateway: a failed invocation is the caller's "
+                    "answer (500), nothing is queued; a DLQ serves asynchronous invocations only."
+                ),
             )
             proxy_integration = integrations.HttpLambdaIntegration("Backend", self.backend.function)
             root_integration = proxy_integration

@@ -31,6 +31,7 @@ from infra.constants import (
     DENIED_METRIC,
     METRICS_NAMESPACE,
 )
+from infra.findings import skip_checkov
 from infra.lambdas import PythonFunction, acknowledge
 from infra.token_parameter import TokenParameter
 
@@ -54,6 +55,15 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(self, "Alarms", display_name="originlock alarms", enforce_ssl=True)
+        skip_checkov(
+            self.topic,
+            (
+                "CKV_AWS_26",
+                "Alarm notifications carry alarm names and states, never a secret; CloudWatch "
+                "alarms publish only to topics under a customer managed key (a key per "
+                "deployment, with a key policy for CloudWatch).",
+            ),
+        )
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
         action = actions.SnsAction(self.topic)
@@ -69,6 +79,10 @@ class Monitoring(Construct):
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             },
             powertools_version=config.powertools_layer_version,
+            no_dead_letter_queue=(
+                "Invoked by an EventBridge rule that retries twice; a lost run is a missing "
+                "TokenAgeSeconds datapoint, which the TokenStale alarm treats as breaching."
+            ),
         )
         self.probe.role.add_to_policy(
             iam.PolicyStatement(actions=["ssm:DescribeParameters"], resources=["*"])

@@ -82,6 +82,10 @@ class OriginHeaderValue(Construct):
             environment={"POWERTOOLS_SERVICE_NAME": "provision"},
             powertools_version=config.powertools_layer_version,
             timeout=Duration.minutes(2),
+            no_dead_letter_queue=(
+                "Invoked by CloudFormation for a custom resource: the handler always answers "
+                "CloudFormation, which fails (and rolls back) the deploy on an error."
+            ),
         )
         role = self.provider.role
         token.grant_read(role)

@@ -25,6 +25,7 @@ from infra.constants import (
     SCHEDULE_INPUT,
     STATE_MACHINE_SUFFIX,
 )
+from infra.findings import LOGS_WITHOUT_SECRETS, skip_checkov
 from infra.lambdas import LOG_RETENTION, PythonFunction, acknowledge, nag_arn
 from infra.lockdown_api import LockdownApi
 from infra.token_parameter import TokenParameter
@@ -68,6 +69,8 @@ class RotationWorkflow(Construct):
         distribution_id: str,
         distribution_arn: str,
         cloudfront_url: str,
+        web_acl_arn: str | None = None,
+        log_bucket_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         # A literal name: the rotate function's policy names this state machine's
@@ -105,10 +108,14 @@ class RotationWorkflow(Construct):
             # the worst-case revoke bound (every invocation at this timeout, docs/runbook.md)
             # must stay inside the execution's 2-hour timeout.
             timeout=Duration.minutes(2),
+            no_dead_letter_queue=(
+                "Invoked synchronously by Step Functions, whose Retry and Catch handle every "
+                "failure (a failed execution raises the RotationFailed alarm)."
+            ),
         )
         if token.key is not None:
             self.rotate.function.add_environment("KMS_KEY_ID", token.key.key_arn)
-        self._grant_rotate(token, api, distribution_arn)
+        self._grant_rotate(token, api, distribution_arn, web_acl_arn, log_bucket_arn)
 
         self.log_group = logs.LogGroup(
             self,
@@ -117,6 +124,7 @@ class RotationWorkflow(Construct):
             retention=LOG_RETENTION,
             removal_policy=RemovalPolicy.DESTROY,
         )
+        skip_checkov(self.log_group, ("CKV_AWS_158", LOGS_WITHOUT_SECRETS))
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
@@ -165,6 +173,8 @@ class RotationWorkflow(Construct):
         token: TokenParameter,
         api: LockdownApi,
         distribution_arn: str,
+        web_acl_arn: str | None,
+        log_bucket_arn: str | None,
     ) -> None:
         role = self.rotate.role
         token.grant_read_write(role)
@@ -188,6 +198,22 @@ class RotationWorkflow(Construct):
                 resources=[distribution_arn],
             )
         )
+        if web_acl_arn is not None:
+            # UpdateDistribution on a distribution with a web ACL: CloudFront checks that the
+            # caller may read that web ACL ("InvalidWebACLId: Web ACL is not accessible by the
+            # requester" otherwise). Read only, this one web ACL (docs/decisions.md).
+            role.add_to_policy(
+                iam.PolicyStatement(actions=["wafv2:GetWebACL"], resources=[web_acl_arn])
+            )
+        if log_bucket_arn is not None:
+            # UpdateDistribution on a distribution with standard logging: CloudFront checks the
+            # caller's access to the log bucket's ACL (and grants its log delivery account
+            # there if missing). Block Public Access keeps that ACL private.
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetBucketAcl", "s3:PutBucketAcl"], resources=[log_bucket_arn]
+                )
+            )
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["apigateway:DELETE"],

@@ -65,6 +65,8 @@ class OriginlockStack(Stack):
             distribution_id=self.edge.distribution_id,
             distribution_arn=self.edge.distribution_arn,
             cloudfront_url=self.edge.url,
+            web_acl_arn=web_acl_arn,
+            log_bucket_arn=self.edge.log_bucket.bucket_arn if self.edge.log_bucket else None,
         )
         self.monitoring = Monitoring(
             self,

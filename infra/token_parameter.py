@@ -1,9 +1,11 @@
 """The token parameter: a SecureString that CloudFormation cannot create, so a custom resource does.
 
 ``Custom::OriginlockTokenParameter`` puts a fresh token document on create, or
-adopts an existing parameter as it is (a blog-style bare value included). On
-delete it removes a parameter it created and keeps one it adopted. The template
-carries the parameter's name, never its value.
+adopts an existing parameter as it is (a blog-style bare value included). It tags
+the parameter ``originlock:stack=<stack name>`` and refuses one that another
+originlock stack's tag names. On delete it removes a parameter it created, and
+keeps one it adopted, without our tag. The template carries the parameter's name,
+never its value.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from constructs import Construct
 from infra.config import AppConfig
 from infra.constants import (
     CURRENT_SINCE_TAG,
+    OWNER_TAG,
     PARAMETER_PROVIDER_HANDLER,
     PARAMETER_RESOURCE_TYPE,
 )
@@ -59,11 +62,27 @@ class TokenParameter(Construct):
             environment={"POWERTOOLS_SERVICE_NAME": "provision"},
             powertools_version=config.powertools_layer_version,
             timeout=Duration.minutes(2),
+            no_dead_letter_queue=(
+                "Invoked by CloudFormation for a custom resource: the handler always answers "
+                "CloudFormation, which fails (and rolls back) the deploy on an error."
+            ),
         )
         self.provider.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter"],
                 resources=[self.arn],
+            )
+        )
+        # The owner tag (originlock:stack): read it, set it (also on PutParameter with Tags),
+        # remove it from an adopted parameter on delete. No other tag key.
+        self.provider.role.add_to_policy(
+            iam.PolicyStatement(actions=["ssm:ListTagsForResource"], resources=[self.arn])
+        )
+        self.provider.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ssm:AddTagsToResource", "ssm:RemoveTagsFromResource"],
+                resources=[self.arn],
+                conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [OWNER_TAG]}},
             )
         )
         if key is not None:

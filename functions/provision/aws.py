@@ -12,6 +12,7 @@ from provision.errors import (
     StackUnavailableError,
     StoreUnavailableError,
 )
+from provision.logic import OWNER_TAG
 from tokens.store import silence_botocore_body_logs
 
 DESCRIPTION = "originlock token document: written by the rotation workflow, never by hand"
@@ -62,7 +63,7 @@ class SsmParameterStore:
             raise StoreUnavailableError(f"GetParameter failed: {_code(exc)}") from None
         return str(response["Parameter"]["Value"])
 
-    def create(self, name: str, value: str, key_id: str | None) -> bool:
+    def create(self, name: str, value: str, key_id: str | None, owner: str | None = None) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
 
         kwargs: dict[str, Any] = {
@@ -75,6 +76,9 @@ class SsmParameterStore:
         }
         if key_id:
             kwargs["KeyId"] = key_id
+        if owner:
+            # Tagged in the same call: a parameter of ours is never untagged, even briefly.
+            kwargs["Tags"] = [{"Key": OWNER_TAG, "Value": owner}]
         try:
             self.client.put_parameter(**kwargs)
         except (ClientError, BotoCoreError) as exc:
@@ -91,6 +95,45 @@ class SsmParameterStore:
         except (ClientError, BotoCoreError) as exc:
             if _code(exc) != "ParameterNotFound":
                 raise StoreUnavailableError(f"DeleteParameter failed: {_code(exc)}") from None
+
+    def owner(self, name: str) -> str | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            tags = self.client.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)
+        except (ClientError, BotoCoreError) as exc:
+            if _code(exc) == "InvalidResourceId":
+                return None
+            raise StoreUnavailableError(f"ListTagsForResource failed: {_code(exc)}") from None
+        for tag in tags.get("TagList", []):
+            if tag.get("Key") == OWNER_TAG:
+                return str(tag.get("Value", ""))
+        return None
+
+    def set_owner(self, name: str, owner: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.add_tags_to_resource(
+                ResourceType="Parameter",
+                ResourceId=name,
+                Tags=[{"Key": OWNER_TAG, "Value": owner}],
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailableError(f"AddTagsToResource failed: {_code(exc)}") from None
+
+    def clear_owner(self, name: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.remove_tags_from_resource(
+                ResourceType="Parameter", ResourceId=name, TagKeys=[OWNER_TAG]
+            )
+        except (ClientError, BotoCoreError) as exc:
+            if _code(exc) != "InvalidResourceId":
+                raise StoreUnavailableError(
+                    f"RemoveTagsFromResource failed: {_code(exc)}"
+                ) from None
 
 
 class StackDistribution:

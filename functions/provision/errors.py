@@ -15,6 +15,10 @@ class ParameterTakenError(ProvisionError):
     """The parameter exists and adopting existing parameters is switched off."""
 
 
+class ParameterOwnedError(ProvisionError):
+    """The parameter is tagged as managed by another originlock stack: never adopted."""
+
+
 class UnusableParameterError(ProvisionError):
     """The parameter exists but holds neither a token document nor a usable bare token."""
 

@@ -24,9 +24,11 @@ from provision.logic import (
     ParameterStore,
     RotationLock,
     StackStatus,
+    TokenParameterStore,
     origin_header_value,
     provision_parameter,
     remove_parameter,
+    stack_name_of,
 )
 from tokens.document import fingerprint
 
@@ -40,20 +42,22 @@ class Answer:
     no_echo: bool = False
 
 
-def token_parameter(event: Mapping[str, Any], store: ParameterStore) -> Answer:
+def token_parameter(event: Mapping[str, Any], store: TokenParameterStore) -> Answer:
     request_type = event["RequestType"]
     physical_id = event.get("PhysicalResourceId")
+    owner = stack_name_of(str(event.get("StackId") or ""))
     if request_type == "Delete":
-        outcome = remove_parameter(physical_id, store)
+        outcome = remove_parameter(physical_id, store, owner=owner)
         logger.info("token parameter delete", outcome=outcome, physical_id=physical_id)
         return Answer(physical_id or "")
     result = provision_parameter(
-        request_type, event.get("ResourceProperties") or {}, physical_id, store
+        request_type, event.get("ResourceProperties") or {}, physical_id, store, owner=owner
     )
     logger.info(
         "token parameter ready",
         parameter_name=result.name,
         adopted=result.adopted,
+        owner=owner,
         current_fingerprint=result.fingerprint,
     )
     return Answer(result.physical_id, result.data())

@@ -18,15 +18,19 @@ from typing import Any, Protocol
 from provision.errors import (
     BadRequestError,
     ParameterMissingError,
+    ParameterOwnedError,
     ParameterTakenError,
     RotationRunningError,
     StackUnavailableError,
+    StoreUnavailableError,
     UnusableParameterError,
 )
 from tokens.document import CorruptDocumentError, TokenDocument, generate_token
 
 CREATED = "created"
 ADOPTED = "adopted"
+# The token parameter's tag naming the stack that manages it (infra/constants.py has the same).
+OWNER_TAG = "originlock:stack"
 # The drift guard's physical id: constant, and never a value.
 ORIGIN_HEADER_PHYSICAL_ID = "originlock-origin-header-value"
 # ROLLBACK_IN_PROGRESS (a failed create), UPDATE_ROLLBACK_IN_PROGRESS, IMPORT_ROLLBACK_IN_PROGRESS.
@@ -48,6 +52,35 @@ class ParameterStore(Protocol):
 
     def delete(self, name: str) -> None:
         """Delete the parameter; a missing one is not an error."""
+        ...
+
+
+class TokenParameterStore(Protocol):
+    """The token parameter with its owner tag (``originlock:stack``): what the
+    token-parameter resource needs, beyond the drift guard's :class:`ParameterStore`."""
+
+    def get(self, name: str) -> str | None:
+        """The decrypted value, or ``None`` when the parameter does not exist."""
+        ...
+
+    def create(self, name: str, value: str, key_id: str | None, owner: str | None = None) -> bool:
+        """Put a new SecureString tagged with *owner*; ``False`` when the name exists."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Delete the parameter; a missing one is not an error."""
+        ...
+
+    def owner(self, name: str) -> str | None:
+        """The owner tag's value; ``None`` when untagged or when the parameter does not exist."""
+        ...
+
+    def set_owner(self, name: str, owner: str) -> None:
+        """Tag the parameter with *owner*."""
+        ...
+
+    def clear_owner(self, name: str) -> None:
+        """Remove the owner tag (a missing parameter is not an error)."""
         ...
 
 
@@ -108,6 +141,40 @@ def parse_physical_id(physical_id: str | None) -> tuple[str, str] | None:
     return mode, name
 
 
+def stack_name_of(stack_id: str) -> str:
+    """The stack name in a CloudFormation ``StackId``
+    (``arn:aws:cloudformation:<region>:<account>:stack/<name>/<uuid>``).
+
+    A stack name is unique in an account and region, where a parameter name is too, and
+    survives a delete and re-create (the id does not): the owner tag holds the name.
+    """
+    _, found, resource = stack_id.rpartition(":stack/")
+    name = resource.split("/", 1)[0]
+    if not found or not name:
+        raise BadRequestError("StackId is not a CloudFormation stack ARN")
+    return name
+
+
+def check_owner(store: TokenParameterStore, name: str, owner: str) -> None:
+    """Refuse a parameter that another originlock stack manages.
+
+    Raises
+    ------
+    ParameterOwnedError
+        Its ``originlock:stack`` tag names another stack. The message says which, and what to do.
+    """
+    current = store.owner(name)
+    if current is None or current == owner:
+        return
+    raise ParameterOwnedError(
+        f"parameter {name} is managed by originlock stack {current} (tag {OWNER_TAG}), "
+        f"not by {owner}: two stacks must not share a token. Deploy {owner} with its own "
+        f"parameterName (or none: /originlock/{owner}/origin-token). If stack {current} no "
+        f"longer exists: aws ssm remove-tags-from-resource --resource-type Parameter "
+        f"--resource-id {name} --tag-keys {OWNER_TAG}"
+    )
+
+
 def _required(properties: Mapping[str, Any], key: str) -> str:
     value = properties.get(key)
     if not isinstance(value, str) or not value.strip():
@@ -127,19 +194,25 @@ def provision_parameter(
     request_type: str,
     properties: Mapping[str, Any],
     physical_id: str | None,
-    store: ParameterStore,
+    store: TokenParameterStore,
+    *,
+    owner: str,
     new_token: Callable[[], str] = generate_token,
 ) -> ParameterOutcome:
-    """Create or adopt the token parameter (``Create`` and ``Update`` requests).
+    """Create or adopt the token parameter (``Create`` and ``Update`` requests) for stack *owner*.
 
-    On ``Update`` with the same parameter name the resource is left as it is (a
-    changed ``KeyId`` applies from the next rotation's write); a new name is
-    handled as a ``Create`` and CloudFormation then deletes the old resource.
+    A parameter it creates is tagged ``originlock:stack=<owner>`` in the same call; one it
+    adopts is tagged after the ownership check. On ``Update`` with the same parameter name
+    the resource is left as it is (a changed ``KeyId`` applies from the next rotation's
+    write), except that an untagged parameter (made before the tag existed) gets the tag;
+    a new name is handled as a ``Create`` and CloudFormation then deletes the old resource.
 
     Raises
     ------
     BadRequestError
         ``ParameterName`` is missing.
+    ParameterOwnedError
+        The parameter exists and its owner tag names another stack (whatever ``AdoptExisting``).
     ParameterTakenError
         The parameter exists and ``AdoptExisting`` is false.
     UnusableParameterError
@@ -152,32 +225,52 @@ def provision_parameter(
         previous = parse_physical_id(physical_id)
         if previous is not None and previous[1] == name:
             document = _read_document(store, name)
+            if document is not None:
+                _tag_if_untagged(store, name, owner)
             return ParameterOutcome(
                 physical_id=physical_id or physical_id_for(name, previous[0] == ADOPTED),
                 name=name,
                 adopted=previous[0] == ADOPTED,
                 fingerprint=document.fingerprints()["current"] if document else None,
             )
+    check_owner(store, name, owner)
     existing = _read_document(store, name)
     if existing is not None:
         if not adopt_existing:
             raise ParameterTakenError(
                 f"parameter {name} already exists and adoptExistingParameter is false"
             )
-        return ParameterOutcome(
-            physical_id_for(name, adopted=True), name, True, existing.fingerprints()["current"]
-        )
+        return _adopt(store, name, owner, existing)
     document = TokenDocument().evolve(current=new_token())
-    if not store.create(name, document.to_json(), key_id):
+    if not store.create(name, document.to_json(), key_id, owner):
         # Someone created it between our read and our write: adopt what is there.
         raced = _read_document(store, name)
         if raced is None or not adopt_existing:
             raise ParameterTakenError(f"parameter {name} appeared while it was being created")
-        return ParameterOutcome(
-            physical_id_for(name, adopted=True), name, True, raced.fingerprints()["current"]
-        )
+        check_owner(store, name, owner)
+        return _adopt(store, name, owner, raced)
     return ParameterOutcome(
         physical_id_for(name, adopted=False), name, False, document.fingerprints()["current"]
+    )
+
+
+def _tag_if_untagged(store: TokenParameterStore, name: str, owner: str) -> None:
+    """Tag a parameter made before the tag existed. Never fails the update: a failed update
+    would roll back into the same request; the next update tries again."""
+    try:
+        if store.owner(name) is None:
+            store.set_owner(name, owner)
+    except StoreUnavailableError:
+        pass
+
+
+def _adopt(
+    store: TokenParameterStore, name: str, owner: str, document: TokenDocument
+) -> ParameterOutcome:
+    if store.owner(name) != owner:
+        store.set_owner(name, owner)
+    return ParameterOutcome(
+        physical_id_for(name, adopted=True), name, True, document.fingerprints()["current"]
     )
 
 
@@ -191,22 +284,34 @@ def _read_document(store: ParameterStore, name: str) -> TokenDocument | None:
         raise UnusableParameterError(f"parameter {name}: {exc}") from None
 
 
-def remove_parameter(physical_id: str | None, store: ParameterStore) -> str:
+def remove_parameter(physical_id: str | None, store: TokenParameterStore, *, owner: str) -> str:
     """Handle ``Delete``: remove a parameter the stack created, keep an adopted one.
+
+    An adopted parameter is left as it was found: its owner tag is removed if it names
+    *owner*, so that another stack may adopt it next. Best effort: a tag that cannot be
+    removed never fails the delete (the next adopter's error says how to remove it).
 
     Returns
     -------
     str
-        ``"deleted"``, ``"kept"`` (adopted) or ``"nothing"`` (a failed create's id).
+        ``"deleted"``; ``"kept, released"`` (adopted, our tag removed); ``"kept"`` (adopted,
+        not tagged by us); ``"kept, tag left"`` (adopted, the tag could not be removed);
+        ``"nothing"`` (a failed create's id).
     """
     parsed = parse_physical_id(physical_id)
     if parsed is None:
         return "nothing"
     mode, name = parsed
-    if mode == ADOPTED:
-        return "kept"
-    store.delete(name)
-    return "deleted"
+    if mode == CREATED:
+        store.delete(name)
+        return "deleted"
+    try:
+        if store.owner(name) != owner:
+            return "kept"
+        store.clear_owner(name)
+    except StoreUnavailableError:
+        return "kept, tag left"
+    return "kept, released"
 
 
 # -- Custom::OriginlockOriginHeaderValue (drift guard) ----------------------------

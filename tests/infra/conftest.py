@@ -2,8 +2,11 @@
 
 * ``synth``: cdk.json's defaults in eu-west-1 (so the web ACL crosses regions),
   with an alarm e-mail.
-* ``variant``: no WAF, a customer managed key, an existing backend URL, a cron
-  schedule, no reserved concurrency, and no region at all (the offline fallback).
+* ``variant``: stack ``Staging`` (its names follow), no WAF, a customer managed key,
+  an existing backend URL, a cron
+  schedule, a reserved concurrency for the authorizer, which reads its parameter
+  with the SDK (no extension layer), no CloudFront standard logs, and no region at
+  all (the offline fallback).
 * ``defaults``: cdk.json's context unchanged, as ``make synth`` runs it: no account,
   no region, WAF on, so both stacks land in us-east-1 and the web ACL's ARN travels
   as a plain export instead of CDK's cross-region reader.
@@ -38,12 +41,15 @@ ACCOUNT = "111111111111"
 CLI_ENVIRONMENT = ("CDK_DEFAULT_REGION", "CDK_DEFAULT_ACCOUNT")
 MAIN_CONTEXT = {"region": "eu-west-1", "account": ACCOUNT, "alarmEmail": "ops@example.com"}
 VARIANT_CONTEXT = {
+    "stackName": "Staging",
     "wafEnabled": "false",
     "createKey": "true",
     "backendUrl": "https://backend.example.com/app",
     "rotationSchedule": "cron(0 3 ? * MON *)",
     "tokenMaxAgeSeconds": "1209600",
-    "authorizerReservedConcurrency": "0",
+    "authorizerReservedConcurrency": "25",
+    "authorizerTokenSource": "sdk",
+    "cloudFrontLogsEnabled": "false",
 }
 
 

@@ -34,7 +34,12 @@ def test_defaults() -> None:
     assert defaults.backend_url == ""
     # Twice the schedule.
     assert defaults.token_max_age_seconds == 14 * 86400
-    assert defaults.lock_parameter_name == "/originlock/origin-token.lock"
+    # Named after the stack: two stacks never share a token by accident.
+    assert defaults.parameter_name == "/originlock/Originlock/origin-token"
+    assert defaults.lock_parameter_name == "/originlock/Originlock/origin-token.lock"
+    # No reservation: a new account's concurrency quota could not grant one.
+    assert defaults.authorizer_reserved_concurrency == 0
+    assert defaults.authorizer_token_source == "extension"
 
 
 def test_command_line_strings_are_parsed() -> None:
@@ -51,6 +56,24 @@ def test_command_line_strings_are_parsed() -> None:
     assert parsed.token_max_age_seconds == 2 * 86400
 
 
+def test_parameter_name_follows_the_stack_name_unless_set() -> None:
+    staging = config(stackName="Staging")
+    assert staging.parameter_name == "/originlock/Staging/origin-token"
+    assert staging.lock_parameter_name == "/originlock/Staging/origin-token.lock"
+    assert config(stackName="Staging", parameterName="").parameter_name == (
+        "/originlock/Staging/origin-token"
+    )
+    explicit = config(stackName="Staging", parameterName="/blog/origin-secret")
+    assert explicit.parameter_name == "/blog/origin-secret"
+    assert explicit.lock_parameter_name == "/blog/origin-secret.lock"
+
+
+def test_authorizer_settings_from_the_command_line() -> None:
+    parsed = config(authorizerReservedConcurrency="100", authorizerTokenSource="SDK")
+    assert parsed.authorizer_reserved_concurrency == 100
+    assert parsed.authorizer_token_source == "sdk"
+
+
 @pytest.mark.parametrize(
     ("context", "message"),
     [
@@ -64,11 +87,24 @@ def test_command_line_strings_are_parsed() -> None:
         ({"kmsKeyArn": "arn:aws:kms:eu-west-1:1:key/x", "createKey": True}, "mutually"),
         ({"backendUrl": "ftp://backend"}, "backendUrl"),
         ({"authorizerRefreshIntervalSeconds": 120}, "authorizerRefreshIntervalSeconds"),
+        ({"authorizerTokenSource": "ssm"}, "authorizerTokenSource"),
+        ({"authorizerReservedConcurrency": "-1"}, "authorizerReservedConcurrency"),
+        ({"stackName": "1-starts-with-a-digit"}, "stackName"),
+        ({"stackName": "has_underscore"}, "stackName"),
+        ({"stackName": "S" * 56}, "stackName"),
     ],
 )
 def test_bad_context_is_refused_by_name(context: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         config(**context)
+
+
+def test_standard_logs_are_refused_in_an_opt_in_region() -> None:
+    from infra.app import build_app
+
+    # CloudFront delivers no standard logs to a bucket there: say so before anything is built
+    with pytest.raises(ConfigError, match="cloudFrontLogsEnabled=false"):
+        build_app(context={"region": "af-south-1"})
 
 
 def test_rate_seconds() -> None:

@@ -94,10 +94,10 @@ def test_drift_guard_carries_the_distribution_configuration(synth: Synth) -> Non
     assert normalized(properties["DistributionTags"]) == normalized(
         synth.json()["Resources"][distribution_id]["Properties"]["Tags"]
     )
-    assert properties["ParameterName"] == "/originlock/origin-token"
+    assert properties["ParameterName"] == "/originlock/Originlock/origin-token"
     assert properties["HeaderName"] == HEADER
     # The rotate function's lock: the guard refuses a deploy while an execution holds it.
-    assert properties["LockParameterName"] == "/originlock/origin-token.lock"
+    assert properties["LockParameterName"] == "/originlock/Originlock/origin-token.lock"
     rotate_env = synth.resource(synth.main.rotation.rotate.function)["Properties"]["Environment"]
     assert rotate_env["Variables"]["LOCK_PARAMETER_NAME"] == properties["LockParameterName"]
 
@@ -128,7 +128,10 @@ def test_drift_guard_may_only_read(synth: Synth) -> None:
     provider = synth.main.edge.header_value.provider
     granted = grants(synth.json(), synth.logical_id(provider.role))
     logs = synth.logical_id(provider.log_group)
-    ssm = "arn:<AWS::Partition>:ssm:eu-west-1:111111111111:parameter/originlock/origin-token"
+    ssm = (
+        "arn:<AWS::Partition>:ssm:eu-west-1:111111111111"
+        ":parameter/originlock/Originlock/origin-token"
+    )
     assert granted == {
         frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}): [f"<{logs}.Arn>"],
         # The token parameter, and the rotation lock (is a rotation running?)
@@ -196,6 +199,49 @@ def test_without_waf_there_is_no_web_acl(variant: Synth) -> None:
     assert not of_type(variant.json(), "Custom::CrossRegionExportReader")
 
 
+def test_distribution_writes_standard_logs_to_its_own_bucket(synth: Synth) -> None:
+    bucket = synth.main.edge.log_bucket
+    assert bucket is not None
+    bucket_id = synth.logical_id(bucket)
+    assert distribution(synth)["Logging"] == {
+        "Bucket": {"Fn::GetAtt": [bucket_id, "DomainName"]},
+        "IncludeCookies": False,
+        "Prefix": "cloudfront/",
+    }
+    properties = synth.resource(bucket)["Properties"]
+    # CloudFront's log delivery writes with ACLs: they stay enabled, owned by the bucket owner
+    assert properties["OwnershipControls"] == {
+        "Rules": [{"ObjectOwnership": "BucketOwnerPreferred"}]
+    }
+    assert properties["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert properties["BucketEncryption"] == {
+        "ServerSideEncryptionConfiguration": [
+            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+        ]
+    }
+    assert properties["VersioningConfiguration"] == {"Status": "Enabled"}
+    [rule] = properties["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == 90
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 90}
+    assert synth.resource(bucket)["DeletionPolicy"] == "Retain"
+    # SSL only
+    [policy] = of_type(synth.json(), "AWS::S3::BucketPolicy").values()
+    [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_standard_logs_can_be_switched_off(variant: Synth) -> None:
+    assert variant.main.edge.log_bucket is None
+    assert "Logging" not in distribution(variant)
+    assert not of_type(variant.json(), "AWS::S3::Bucket")
+
+
 def test_outputs(synth: Synth) -> None:
     outputs = synth.json()["Outputs"]
     for name in (
@@ -211,7 +257,7 @@ def test_outputs(synth: Synth) -> None:
         "OriginHeaderName",
     ):
         assert name in outputs
-    assert outputs["ParameterName"]["Value"] == "/originlock/origin-token"
+    assert outputs["ParameterName"]["Value"] == "/originlock/Originlock/origin-token"
     schedule = synth.logical_id(synth.main.rotation.schedule)
     assert outputs["ScheduleName"]["Value"] == {"Ref": schedule}
     assert outputs["OriginHeaderName"]["Value"] == HEADER

@@ -12,6 +12,8 @@ from tests.infra.conftest import CONFIGURATIONS, Synth, as_list, flatten, of_typ
 
 pytestmark = pytest.mark.infra
 
+# The synthesized stacks' names (cdk.json's default, and the variant's).
+STACK = "(Originlock|Staging)"
 # (role path fragment, actions, resource pattern): the wildcards AWS forces.
 ALLOWED_WILDCARDS: list[tuple[str, frozenset[str] | None, str]] = [
     # X-Ray and CloudWatch Logs vended delivery have no resource-level permissions.
@@ -19,14 +21,18 @@ ALLOWED_WILDCARDS: list[tuple[str, frozenset[str] | None, str]] = [
     # ssm:DescribeParameters has no resource-level permissions (metadata, no value).
     ("MonitoringTokenAgeProbeRole", frozenset({"ssm:DescribeParameters"}), r"^\*$"),
     # Takeover markers of the rotation lock get a run-time suffix.
-    ("RotationRotateRole", None, r":parameter/originlock/origin-token\.lock\.takeover\.\*$"),
+    (
+        "RotationRotateRole",
+        None,
+        rf":parameter/originlock/{STACK}/origin-token\.lock\.takeover\.\*$",
+    ),
     # This state machine's executions (names made at run time).
-    ("RotationRotateRole", frozenset({"states:DescribeExecution"}), r":Originlock-rotation:\*$"),
+    ("RotationRotateRole", frozenset({"states:DescribeExecution"}), rf":{STACK}-rotation:\*$"),
     # The drift guard asks whether the lock's holder still runs.
     (
         "EdgeOriginHeaderValueProviderRole",
         frozenset({"states:DescribeExecution"}),
-        r":Originlock-rotation:\*$",
+        rf":{STACK}-rotation:\*$",
     ),
     # The drift guard reads a distribution that does not exist when its policy is written.
     (
@@ -35,7 +41,7 @@ ALLOWED_WILDCARDS: list[tuple[str, frozenset[str] | None, str]] = [
         r":distribution/\*$",
     ),
     # CDK's cross-region reference providers: this app's export parameters only.
-    ("CustomCrossRegionExport", None, r":parameter/cdk/exports/(Originlock/)?\*$"),
+    ("CustomCrossRegionExport", None, rf":parameter/cdk/exports/({STACK}/)?\*$"),
 ]
 
 

@@ -85,19 +85,45 @@ def authorizer_function(synth: Synth) -> dict[str, Any]:
     return properties
 
 
-def test_authorizer_function_runtime_layers_and_concurrency(synth: Synth) -> None:
+EXTENSION_LAYER = "AWS-Parameters-and-Secrets-Lambda-Extension-Arm64"
+
+
+def layers(function: dict[str, Any]) -> list[str]:
+    return [flatten(layer) for layer in function["Layers"]]
+
+
+def test_authorizer_function_runtime_and_layers(synth: Synth) -> None:
     function = authorizer_function(synth)
     assert function["Handler"] == "authorizer.handler.lambda_handler"
     assert function["Runtime"] == "python3.13"
     assert function["Architectures"] == ["arm64"]
-    assert function["ReservedConcurrentExecutions"] == 50
-    layers = [flatten(layer) for layer in function["Layers"]]
-    assert any(re.search(rf":017000801446:layer:{POWERTOOLS_LAYER_NAME}:\d+$", x) for x in layers)
-    assert any("AWS-Parameters-and-Secrets-Lambda-Extension-Arm64" in x for x in layers)
+    found = layers(function)
+    assert any(re.search(rf":017000801446:layer:{POWERTOOLS_LAYER_NAME}:\d+$", x) for x in found)
+    assert any(EXTENSION_LAYER in x for x in found)
 
 
-def test_authorizer_reservation_can_be_switched_off(variant: Synth) -> None:
-    assert "ReservedConcurrentExecutions" not in authorizer_function(variant)
+@pytest.mark.parametrize("which", ["synth", "defaults"])
+def test_authorizer_reserves_no_concurrency_by_default(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    # A reservation must leave 100 unreserved executions in the account; a new account
+    # often has 10 or 50 in all, so any default reservation would fail the first deploy.
+    synthesized: Synth = request.getfixturevalue(which)
+    assert "ReservedConcurrentExecutions" not in authorizer_function(synthesized)
+
+
+def test_authorizer_reservation_is_a_setting(variant: Synth) -> None:
+    assert authorizer_function(variant)["ReservedConcurrentExecutions"] == 25
+
+
+def test_authorizer_reads_with_the_sdk_without_the_extension_layer(variant: Synth) -> None:
+    function = authorizer_function(variant)
+    env: dict[str, str] = function["Environment"]["Variables"]
+    assert AuthorizerSettings.from_env(env).token_source == "sdk"
+    assert not any(EXTENSION_LAYER in layer for layer in layers(function))
+    assert not any(name.startswith("PARAMETERS_SECRETS_EXTENSION_") for name in env)
+    # The Powertools layer stays.
+    assert any(POWERTOOLS_LAYER_NAME in layer for layer in layers(function))
 
 
 def test_authorizer_environment_is_what_its_settings_read(synth: Synth) -> None:
@@ -106,7 +132,7 @@ def test_authorizer_environment_is_what_its_settings_read(synth: Synth) -> None:
     assert env["PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED"] == "false"
     assert env["TOKEN_SOURCE"] == "extension"
     settings = AuthorizerSettings.from_env(env)
-    assert settings.parameter_name == "/originlock/origin-token"
+    assert settings.parameter_name == "/originlock/Originlock/origin-token"
     assert settings.header_name == HEADER
     assert settings.token_source == "extension"
     assert settings.extension_port == 2773
@@ -130,7 +156,7 @@ def test_authorizer_may_only_read_its_parameter(synth: Synth) -> None:
     assert granted == {
         frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}): [f"<{logs}.Arn>"],
         frozenset({"ssm:GetParameter"}): [
-            "arn:<AWS::Partition>:ssm:eu-west-1:111111111111:parameter/originlock/origin-token"
+            "arn:<AWS::Partition>:ssm:eu-west-1:111111111111:parameter/originlock/Originlock/origin-token"
         ],
     }
 

@@ -75,7 +75,7 @@ def test_token_age_probe_reads_metadata_only(synth: Synth) -> None:
         # No GetParameter: the probe never sees the value.
         frozenset({"ssm:DescribeParameters"}): ["*"],
         frozenset({"ssm:ListTagsForResource"}): [
-            "arn:<AWS::Partition>:ssm:eu-west-1:111111111111:parameter/originlock/origin-token"
+            "arn:<AWS::Partition>:ssm:eu-west-1:111111111111:parameter/originlock/Originlock/origin-token"
         ],
     }
     [rule] = of_type(synth.json(), "AWS::Events::Rule").values()

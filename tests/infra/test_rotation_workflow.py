@@ -110,8 +110,8 @@ def test_rotate_environment_is_what_its_settings_read(synth: Synth) -> None:
     settings = RotateSettings.from_env(
         {name: value if isinstance(value, str) else flatten(value) for name, value in env.items()}
     )
-    assert settings.parameter_name == "/originlock/origin-token"
-    assert settings.lock_parameter_name == "/originlock/origin-token.lock"
+    assert settings.parameter_name == "/originlock/Originlock/origin-token"
+    assert settings.lock_parameter_name == "/originlock/Originlock/origin-token.lock"
     assert settings.api_stage == "$default"
     assert settings.drain_seconds == 300
     assert settings.poll_interval_seconds == 30
@@ -138,12 +138,17 @@ def test_rotate_gets_the_customer_key(variant: Synth) -> None:
 def test_rotate_role_is_least_privilege(synth: Synth) -> None:
     rotation = synth.main.rotation
     granted = grants(synth.json(), synth.logical_id(rotation.rotate.role))
-    ssm = PARTITION_REGION_ACCOUNT.format(service="ssm") + ":parameter/originlock/origin-token"
+    ssm = (
+        PARTITION_REGION_ACCOUNT.format(service="ssm")
+        + ":parameter/originlock/Originlock/origin-token"
+    )
     distribution = synth.logical_id(synth.main.edge.distribution)
     api = synth.logical_id(synth.main.api.api)
     authorizer = synth.logical_id(synth.main.api.authorizer.function)
     logs = synth.logical_id(rotation.rotate.log_group)
     states = PARTITION_REGION_ACCOUNT.format(service="states")
+    assert synth.main.edge.log_bucket is not None
+    log_bucket = synth.logical_id(synth.main.edge.log_bucket)
     assert granted == {
         frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}): [f"<{logs}.Arn>"],
         frozenset({"ssm:GetParameter", "ssm:PutParameter"}): [ssm],
@@ -167,7 +172,46 @@ def test_rotate_role_is_least_privilege(synth: Synth) -> None:
             f"<{authorizer}.Arn>"
         ],
         frozenset({"states:DescribeExecution"}): [f"{states}:execution:Originlock-rotation:*"],
+        # CloudFront checks that UpdateDistribution's caller may read the web ACL,
+        frozenset({"wafv2:GetWebACL"}): [flatten(web_acl(synth))],
+        # and may read and write the log bucket's ACL (its log delivery's grant is there).
+        frozenset({"s3:GetBucketAcl", "s3:PutBucketAcl"}): [f"<{log_bucket}.Arn>"],
     }
+
+
+def test_rotate_gets_no_log_bucket_permission_without_standard_logs(variant: Synth) -> None:
+    granted = grants(variant.json(), variant.logical_id(variant.main.rotation.rotate.role))
+    assert not [actions for actions in granted if any(a.startswith("s3:") for a in actions)]
+
+
+def web_acl(synth: Synth) -> Any:
+    [distribution] = of_type(synth.json(), "AWS::CloudFront::Distribution").values()
+    return distribution["Properties"]["DistributionConfig"]["WebACLId"]
+
+
+def wafv2_statements(synth: Synth) -> list[dict[str, Any]]:
+    role = synth.logical_id(synth.main.rotation.rotate.role)
+    return [
+        statement
+        for statement in policy_statements(synth.json(), role)
+        if any(action.startswith("wafv2:") for action in as_list(statement["Action"]))
+    ]
+
+
+@pytest.mark.parametrize("which", ["synth", "defaults"])
+def test_rotate_may_read_exactly_the_distributions_web_acl(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    # Given the web ACL the distribution names: across regions (synth) or a plain export
+    synthesized: Synth = request.getfixturevalue(which)
+    # Then the rotate role may read that one web ACL, and do nothing else with WAF
+    [statement] = wafv2_statements(synthesized)
+    assert statement["Action"] == "wafv2:GetWebACL"
+    assert statement["Resource"] == web_acl(synthesized)
+
+
+def test_rotate_gets_no_waf_permission_without_a_web_acl(variant: Synth) -> None:
+    assert wafv2_statements(variant) == []
 
 
 def test_schedule_starts_a_rotation_with_the_documented_input(synth: Synth) -> None:

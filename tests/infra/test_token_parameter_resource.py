@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from tests.infra.conftest import Synth, grants, of_type
+from tests.infra.conftest import Synth, as_list, grants, of_type, policy_statements
 
 pytestmark = pytest.mark.infra
 
-PARAMETER_ARN = "arn:<AWS::Partition>:ssm:eu-west-1:111111111111:parameter/originlock/origin-token"
+PARAMETER_ARN = (
+    "arn:<AWS::Partition>:ssm:eu-west-1:111111111111:parameter/originlock/Originlock/origin-token"
+)
 
 
 def test_custom_resource_carries_the_name_only(synth: Synth) -> None:
     [resource] = of_type(synth.json(), "Custom::OriginlockTokenParameter").values()
     properties = resource["Properties"]
     assert set(properties) == {"ServiceToken", "ServiceTimeout", "ParameterName", "AdoptExisting"}
-    assert properties["ParameterName"] == "/originlock/origin-token"
+    assert properties["ParameterName"] == "/originlock/Originlock/origin-token"
     assert properties["AdoptExisting"] == "true"
     provider = synth.main.token.provider
     assert properties["ServiceToken"] == {
@@ -37,6 +39,21 @@ def test_provider_may_only_manage_the_one_parameter(synth: Synth) -> None:
     assert granted == {
         frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}): [f"<{logs}.Arn>"],
         frozenset({"ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter"}): [PARAMETER_ARN],
+        # The owner tag: is the parameter another stack's? (a condition limits the keys, below)
+        frozenset({"ssm:ListTagsForResource"}): [PARAMETER_ARN],
+        frozenset({"ssm:AddTagsToResource", "ssm:RemoveTagsFromResource"}): [PARAMETER_ARN],
+    }
+
+
+def test_provider_may_set_and_remove_only_the_owner_tag(synth: Synth) -> None:
+    role = synth.logical_id(synth.main.token.provider.role)
+    [tagging] = [
+        statement
+        for statement in policy_statements(synth.json(), role)
+        if "ssm:AddTagsToResource" in as_list(statement["Action"])
+    ]
+    assert tagging["Condition"] == {
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["originlock:stack"]}
     }
 
 

@@ -43,9 +43,11 @@ from provision.errors import (
     LiveConfigUnavailableError,
     LockUnavailableError,
     ParameterMissingError,
+    ParameterOwnedError,
     ParameterTakenError,
     RotationRunningError,
     StackUnavailableError,
+    StoreUnavailableError,
     UnusableParameterError,
 )
 from provision.logic import (
@@ -53,6 +55,7 @@ from provision.logic import (
     LOCK_SKIPPED,
     LOCK_STALE,
     ORIGIN_HEADER_PHYSICAL_ID,
+    OWNER_TAG,
     HeaderChoice,
     choose_header_value,
     header_values,
@@ -61,6 +64,7 @@ from provision.logic import (
     physical_id_for,
     provision_parameter,
     remove_parameter,
+    stack_name_of,
 )
 from provision.token_age import (
     ParameterNotFoundError,
@@ -71,6 +75,9 @@ from provision.token_age import (
 from tokens.document import TokenDocument, fingerprint, generate_token
 
 NAME = "/originlock/test/origin-token"
+# The stack the test's custom resource events come from (STACK_ID's name), and another one.
+OWNER = "Originlock"
+OTHER = "Staging"
 LOCK = NAME + ".lock"
 HEADER = "x-cf-api-gateway-token"
 STACK_ID = "arn:aws:cloudformation:eu-west-1:123456789012:stack/Originlock/0f6e"
@@ -81,33 +88,61 @@ EXECUTION = "arn:aws:states:eu-west-1:123456789012:execution:Originlock-rotation
 
 
 class FakeStore:
-    """Parameter Store in a dict; records what was written."""
+    """Parameter Store in a dict, with each parameter's owner tag; records what was written."""
 
-    def __init__(self, values: dict[str, str] | None = None, race: str | None = None) -> None:
+    def __init__(
+        self,
+        values: dict[str, str] | None = None,
+        race: str | None = None,
+        owners: dict[str, str] | None = None,
+        race_owner: str | None = None,
+    ) -> None:
         self.values = dict(values or {})
+        self.owners = dict(owners or {})
         self.created: list[tuple[str, str | None]] = []
         self.deleted: list[str] = []
-        # A value another writer puts just before our create (ParameterAlreadyExists).
+        # A value (and its owner tag) another writer puts just before our create
+        # (ParameterAlreadyExists).
         self.race = race
+        self.race_owner = race_owner
         self.read: list[str] = []
+        # Owner tags set and removed, in order.
+        self.tagged: list[tuple[str, str]] = []
+        self.untagged: list[str] = []
 
     def get(self, name: str) -> str | None:
         self.read.append(name)
         return self.values.get(name)
 
-    def create(self, name: str, value: str, key_id: str | None) -> bool:
+    def create(self, name: str, value: str, key_id: str | None, owner: str | None = None) -> bool:
         if self.race is not None:
             self.values[name] = self.race
+            if self.race_owner is not None:
+                self.owners[name] = self.race_owner
             self.race = None
         if name in self.values:
             return False
         self.values[name] = value
+        if owner is not None:
+            self.owners[name] = owner
         self.created.append((name, key_id))
         return True
 
     def delete(self, name: str) -> None:
         self.values.pop(name, None)
+        self.owners.pop(name, None)
         self.deleted.append(name)
+
+    def owner(self, name: str) -> str | None:
+        return self.owners.get(name) if name in self.values else None
+
+    def set_owner(self, name: str, owner: str) -> None:
+        self.owners[name] = owner
+        self.tagged.append((name, owner))
+
+    def clear_owner(self, name: str) -> None:
+        self.owners.pop(name, None)
+        self.untagged.append(name)
 
 
 class FakeDistribution:
@@ -204,7 +239,7 @@ def test_provision_parameter_creates_a_fresh_document_when_absent() -> None:
     # Given no parameter
     store = FakeStore()
     # When the resource is created
-    outcome = provision_parameter("Create", {"ParameterName": NAME}, None, store)
+    outcome = provision_parameter("Create", {"ParameterName": NAME}, None, store, owner=OWNER)
     # Then a JSON token document with a fresh current value is stored, and owned
     created = TokenDocument.parse(store.values[NAME])
     assert created.current is not None and len(created.current) == 43
@@ -219,7 +254,7 @@ def test_provision_parameter_creates_a_fresh_document_when_absent() -> None:
 def test_provision_parameter_passes_the_kms_key() -> None:
     store = FakeStore()
     key = "arn:aws:kms:eu-west-1:123456789012:key/1234"
-    provision_parameter("Create", {"ParameterName": NAME, "KeyId": key}, None, store)
+    provision_parameter("Create", {"ParameterName": NAME, "KeyId": key}, None, store, owner=OWNER)
     assert store.created == [(NAME, key)]
 
 
@@ -227,7 +262,7 @@ def test_provision_parameter_adopts_a_blog_style_plain_value_as_is(tokens: dict[
     # Given the blog's parameter: a bare value
     store = FakeStore({NAME: tokens["current"]})
     # When
-    outcome = provision_parameter("Create", {"ParameterName": NAME}, None, store)
+    outcome = provision_parameter("Create", {"ParameterName": NAME}, None, store, owner=OWNER)
     # Then it is adopted untouched (its first rotation converts it)
     assert store.values[NAME] == tokens["current"]
     assert store.created == []
@@ -238,7 +273,7 @@ def test_provision_parameter_adopts_a_blog_style_plain_value_as_is(tokens: dict[
 def test_provision_parameter_adopts_an_existing_document(tokens: dict[str, str]) -> None:
     existing = document(current=tokens["current"], previous=tokens["previous"])
     store = FakeStore({NAME: existing})
-    outcome = provision_parameter("Create", {"ParameterName": NAME}, None, store)
+    outcome = provision_parameter("Create", {"ParameterName": NAME}, None, store, owner=OWNER)
     assert store.values[NAME] == existing
     assert outcome.adopted
 
@@ -247,7 +282,7 @@ def test_provision_parameter_refuses_to_adopt_when_switched_off(tokens: dict[str
     store = FakeStore({NAME: tokens["current"]})
     with pytest.raises(ParameterTakenError) as caught:
         provision_parameter(
-            "Create", {"ParameterName": NAME, "AdoptExisting": "false"}, None, store
+            "Create", {"ParameterName": NAME, "AdoptExisting": "false"}, None, store, owner=OWNER
         )
     assert tokens["current"] not in str(caught.value)
 
@@ -256,20 +291,20 @@ def test_provision_parameter_refuses_an_unusable_value_without_showing_it() -> N
     secretish = "not a token, with spaces"
     store = FakeStore({NAME: secretish})
     with pytest.raises(UnusableParameterError) as caught:
-        provision_parameter("Create", {"ParameterName": NAME}, None, store)
+        provision_parameter("Create", {"ParameterName": NAME}, None, store, owner=OWNER)
     assert secretish not in str(caught.value)
 
 
 def test_provision_parameter_adopts_what_a_racing_writer_created(tokens: dict[str, str]) -> None:
     store = FakeStore(race=tokens["current"])
-    outcome = provision_parameter("Create", {"ParameterName": NAME}, None, store)
+    outcome = provision_parameter("Create", {"ParameterName": NAME}, None, store, owner=OWNER)
     assert outcome.adopted
     assert store.values[NAME] == tokens["current"]
 
 
 def test_provision_parameter_requires_a_name() -> None:
     with pytest.raises(BadRequestError):
-        provision_parameter("Create", {"ParameterName": " "}, None, FakeStore())
+        provision_parameter("Create", {"ParameterName": " "}, None, FakeStore(), owner=OWNER)
 
 
 def test_provision_parameter_update_with_the_same_name_changes_nothing(
@@ -280,7 +315,11 @@ def test_provision_parameter_update_with_the_same_name_changes_nothing(
     store = FakeStore({NAME: rotated})
     # When an update (e.g. a new KeyId) arrives
     outcome = provision_parameter(
-        "Update", {"ParameterName": NAME, "KeyId": "alias/other"}, f"created:{NAME}", store
+        "Update",
+        {"ParameterName": NAME, "KeyId": "alias/other"},
+        f"created:{NAME}",
+        store,
+        owner=OWNER,
     )
     # Then the value and the ownership are kept
     assert store.values[NAME] == rotated
@@ -291,7 +330,7 @@ def test_provision_parameter_update_with_the_same_name_changes_nothing(
 def test_provision_parameter_update_with_a_new_name_provisions_the_new_one() -> None:
     store = FakeStore()
     outcome = provision_parameter(
-        "Update", {"ParameterName": NAME + "-2"}, f"created:{NAME}", store
+        "Update", {"ParameterName": NAME + "-2"}, f"created:{NAME}", store, owner=OWNER
     )
     assert outcome.physical_id == f"created:{NAME}-2"
     assert NAME + "-2" in store.values
@@ -310,8 +349,145 @@ def test_remove_parameter_deletes_only_what_the_stack_created(
     physical_id: str | None, outcome: str, deleted: list[str], tokens: dict[str, str]
 ) -> None:
     store = FakeStore({NAME: tokens["current"]})
-    assert remove_parameter(physical_id, store) == outcome
+    assert remove_parameter(physical_id, store, owner=OWNER) == outcome
     assert store.deleted == deleted
+
+
+# -- the owner tag: two stacks never share a token ------------------------------------
+
+
+def test_provision_parameter_tags_what_it_creates_with_its_stack() -> None:
+    store = FakeStore()
+    provision_parameter("Create", {"ParameterName": NAME}, None, store, owner=OWNER)
+    assert store.owners == {NAME: OWNER}
+    # In the same call as the create: never untagged, even briefly.
+    assert store.tagged == []
+
+
+def test_provision_parameter_tags_an_untagged_parameter_it_adopts(tokens: dict[str, str]) -> None:
+    store = FakeStore({NAME: tokens["current"]})
+    outcome = provision_parameter("Create", {"ParameterName": NAME}, None, store, owner=OWNER)
+    assert outcome.adopted
+    assert store.tagged == [(NAME, OWNER)]
+
+
+def test_provision_parameter_readopts_its_own_parameter(tokens: dict[str, str]) -> None:
+    # Given a parameter this stack's name already tags (left behind by an earlier life)
+    store = FakeStore({NAME: tokens["current"]}, owners={NAME: OWNER})
+    outcome = provision_parameter("Create", {"ParameterName": NAME}, None, store, owner=OWNER)
+    assert outcome.adopted and store.tagged == []
+
+
+@pytest.mark.parametrize("adopt", ["true", "false"])
+def test_provision_parameter_refuses_a_parameter_another_stack_manages(
+    adopt: str, tokens: dict[str, str]
+) -> None:
+    # Given the parameter of stack Originlock, and a second stack deployed with its name
+    store = FakeStore({NAME: document(current=tokens["current"])}, owners={NAME: OWNER})
+    # When the second stack's resource is created
+    with pytest.raises(ParameterOwnedError) as caught:
+        provision_parameter(
+            "Create", {"ParameterName": NAME, "AdoptExisting": adopt}, None, store, owner=OTHER
+        )
+    # Then it is refused before anything is read or written, saying whose it is and what to do
+    message = str(caught.value)
+    assert message.startswith(
+        f"parameter {NAME} is managed by originlock stack {OWNER} (tag originlock:stack), "
+        f"not by {OTHER}: two stacks must not share a token. Deploy {OTHER} with its own "
+        f"parameterName (or none: /originlock/{OTHER}/origin-token)."
+    )
+    assert f"--resource-id {NAME} --tag-keys originlock:stack" in message
+    assert store.read == [] and store.tagged == [] and store.created == []
+    assert store.owners == {NAME: OWNER}
+    assert tokens["current"] not in message
+
+
+def test_provision_parameter_refuses_what_another_stack_created_while_it_raced(
+    tokens: dict[str, str],
+) -> None:
+    store = FakeStore(race=document(current=tokens["current"]), race_owner=OTHER)
+    with pytest.raises(ParameterOwnedError, match=f"managed by originlock stack {OTHER}"):
+        provision_parameter("Create", {"ParameterName": NAME}, None, store, owner=OWNER)
+    assert store.owners == {NAME: OTHER}
+
+
+def test_provision_parameter_update_tags_a_parameter_made_before_the_tag(
+    tokens: dict[str, str],
+) -> None:
+    # Given a stack deployed before parameters were tagged
+    store = FakeStore({NAME: document(current=tokens["current"])})
+    # When its next deploy updates the resource
+    provision_parameter("Update", {"ParameterName": NAME}, f"created:{NAME}", store, owner=OWNER)
+    # Then the parameter is tagged with it: a second stack can no longer adopt it
+    assert store.owners == {NAME: OWNER}
+
+
+def test_provision_parameter_update_never_fails_over_the_tag(tokens: dict[str, str]) -> None:
+    # Given two stacks that already shared the parameter before the tag existed: the first
+    # one's update tagged it. The second one's update must still succeed (refusing would
+    # roll back into the same request); the tag stays the first one's.
+    store = FakeStore({NAME: document(current=tokens["current"])}, owners={NAME: OWNER})
+    outcome = provision_parameter(
+        "Update", {"ParameterName": NAME}, f"adopted:{NAME}", store, owner=OTHER
+    )
+    assert outcome.adopted
+    assert store.owners == {NAME: OWNER} and store.tagged == []
+
+
+def test_provision_parameter_update_succeeds_when_the_tag_cannot_be_read(
+    tokens: dict[str, str],
+) -> None:
+    class Denied(FakeStore):
+        def owner(self, name: str) -> str | None:
+            raise StoreUnavailableError("ListTagsForResource failed: AccessDenied")
+
+    store = Denied({NAME: document(current=tokens["current"])})
+    outcome = provision_parameter(
+        "Update", {"ParameterName": NAME}, f"created:{NAME}", store, owner=OWNER
+    )
+    assert outcome.physical_id == f"created:{NAME}" and store.tagged == []
+
+
+@pytest.mark.parametrize(
+    ("owners", "outcome", "left"),
+    [
+        ({NAME: OWNER}, "kept, released", {}),
+        ({NAME: OTHER}, "kept", {NAME: OTHER}),
+        ({}, "kept", {}),
+    ],
+)
+def test_remove_parameter_leaves_an_adopted_parameter_as_it_found_it(
+    owners: dict[str, str], outcome: str, left: dict[str, str], tokens: dict[str, str]
+) -> None:
+    store = FakeStore({NAME: tokens["current"]}, owners=owners)
+    assert remove_parameter(f"adopted:{NAME}", store, owner=OWNER) == outcome
+    assert store.owners == left
+    assert store.values == {NAME: tokens["current"]} and store.deleted == []
+
+
+def test_remove_parameter_never_fails_a_delete_over_the_tag(tokens: dict[str, str]) -> None:
+    class Denied(FakeStore):
+        def clear_owner(self, name: str) -> None:
+            raise StoreUnavailableError("RemoveTagsFromResource failed: AccessDenied")
+
+    store = Denied({NAME: tokens["current"]}, owners={NAME: OWNER})
+    assert remove_parameter(f"adopted:{NAME}", store, owner=OWNER) == "kept, tag left"
+
+
+def test_stack_name_of_a_stack_id() -> None:
+    assert stack_name_of(STACK_ID) == OWNER
+    assert (
+        stack_name_of("arn:aws-cn:cloudformation:cn-north-1:1:stack/Staging-2/0f6e-11")
+        == "Staging-2"
+    )
+    with pytest.raises(BadRequestError):
+        stack_name_of("not-an-arn")
+
+
+def test_owner_tag_is_the_infra_constant() -> None:
+    from infra.constants import OWNER_TAG as INFRA_TAG
+
+    assert OWNER_TAG == INFRA_TAG == "originlock:stack"
 
 
 def test_physical_ids_round_trip() -> None:
@@ -983,6 +1159,111 @@ def test_stack_status_reader(moto_aws: None) -> None:
 
     with pytest.raises(StackUnavailableError, match="Throttling"):
         StackStatusReader(Throttled()).status(stack_id)
+
+
+def test_ssm_store_owner_tag_round_trip(moto_aws: None, tokens: dict[str, str]) -> None:
+    ssm = boto3.client("ssm")
+    store = SsmParameterStore(ssm)
+    # Given a parameter created with its owner, and one without a tag
+    assert store.create(NAME, tokens["current"], None, OWNER) is True
+    ssm.put_parameter(Name=NAME + "-bare", Value=tokens["previous"], Type="SecureString")
+    # Then the tag reads back; no tag and no parameter both read as no owner
+    assert store.owner(NAME) == OWNER
+    assert store.owner(NAME + "-bare") is None
+    assert store.owner("/absent") is None
+    store.set_owner(NAME + "-bare", OTHER)
+    assert store.owner(NAME + "-bare") == OTHER
+    store.clear_owner(NAME)
+    store.clear_owner("/absent")  # a missing parameter is not an error
+    assert store.owner(NAME) is None
+    # And a rotation's overwrite keeps the tag
+    ssm.put_parameter(Name=NAME + "-bare", Value=tokens["pending"], Overwrite=True)
+    assert store.owner(NAME + "-bare") == OTHER
+
+
+def test_ssm_store_owner_tag_fails_naming_only_the_code() -> None:
+    from botocore.exceptions import ClientError
+
+    class Denied:
+        def __getattr__(self, operation: str) -> Any:
+            def call(**kwargs: Any) -> Any:
+                raise ClientError({"Error": {"Code": "AccessDenied", "Message": "x"}}, operation)
+
+            return call
+
+    store = SsmParameterStore(Denied())
+    for attempt in (
+        lambda: store.owner(NAME),
+        lambda: store.set_owner(NAME, OWNER),
+        lambda: store.clear_owner(NAME),
+    ):
+        with pytest.raises(StoreUnavailableError, match="AccessDenied"):
+            attempt()
+
+
+def test_two_stacks_never_share_a_parameter_on_moto(
+    moto_aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given stack Originlock's token parameter, created by its custom resource
+    sender = Recorder()
+    monkeypatch.setattr(handler, "send_response", sender)
+    props = {"ParameterName": NAME}
+    handler.token_parameter_handler(
+        cfn_event("Create", "Custom::OriginlockTokenParameter", props=props), LAMBDA_CONTEXT
+    )
+    ssm = boto3.client("ssm")
+    tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=NAME)["TagList"]
+    assert tags == [{"Key": "originlock:stack", "Value": OWNER}]
+    before = ssm.get_parameter(Name=NAME, WithDecryption=True)["Parameter"]["Value"]
+    # When a second stack is deployed with the same parameterName
+    other_stack = STACK_ID.replace(f"stack/{OWNER}/", f"stack/{OTHER}/")
+    handler.token_parameter_handler(
+        cfn_event("Create", "Custom::OriginlockTokenParameter", props=props, StackId=other_stack),
+        LAMBDA_CONTEXT,
+    )
+    # Then its deploy fails with the named error, and the parameter is untouched
+    [_, (_, refused)] = sender.sent
+    assert refused["Status"] == FAILED
+    assert refused["Reason"].startswith(
+        f"ParameterOwnedError: parameter {NAME} is managed by originlock stack {OWNER}"
+    )
+    assert ssm.get_parameter(Name=NAME, WithDecryption=True)["Parameter"]["Value"] == before
+    assert ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=NAME)["TagList"] == tags
+    assert before not in json.dumps(refused)
+
+
+def test_deleting_an_adopting_stack_releases_the_parameter_on_moto(
+    moto_aws: None, monkeypatch: pytest.MonkeyPatch, tokens: dict[str, str]
+) -> None:
+    # Given a blog-style parameter adopted by stack Originlock
+    ssm = boto3.client("ssm")
+    ssm.put_parameter(Name=NAME, Value=tokens["current"], Type="SecureString")
+    sender = Recorder()
+    monkeypatch.setattr(handler, "send_response", sender)
+    props = {"ParameterName": NAME}
+    handler.token_parameter_handler(
+        cfn_event("Create", "Custom::OriginlockTokenParameter", props=props), LAMBDA_CONTEXT
+    )
+    [(_, created)] = sender.sent
+    assert created["PhysicalResourceId"] == f"adopted:{NAME}"
+    assert SsmParameterStore(ssm).owner(NAME) == OWNER
+    # When the stack is deleted
+    handler.token_parameter_handler(
+        cfn_event(
+            "Delete",
+            "Custom::OriginlockTokenParameter",
+            props=props,
+            PhysicalResourceId=f"adopted:{NAME}",
+        ),
+        LAMBDA_CONTEXT,
+    )
+    # Then the parameter stays, as it was found: value kept, no tag of ours
+    assert sender.sent[-1][1]["Status"] == SUCCESS
+    assert (
+        ssm.get_parameter(Name=NAME, WithDecryption=True)["Parameter"]["Value"]
+        == (tokens["current"])
+    )
+    assert ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=NAME)["TagList"] == []
 
 
 def test_token_parameter_handler_creates_on_moto(
