@@ -27,6 +27,7 @@ from rehearsal.errors import RehearsalError
 from rehearsal.loopback import ResponseCollector
 
 CURRENT_SINCE_TAG = "originlock:current-since"
+OWNER_TAG = "originlock:stack"
 _CALL = re.compile(r"\((\w+)\) when calling the (\w+) operation")
 
 
@@ -48,7 +49,8 @@ def stable(error: str) -> str:
     """An error message without what changes between runs (ARNs, ids, request ids)."""
     # ministack names every handler exception Runtime.HandlerError (docs/rehearsal.md).
     error = error.removeprefix("Runtime.HandlerError: ")
-    kind = error.split(":", 1)[0] if ":" in error else ""
+    head = error.split(":", 1)[0]
+    kind = head if ":" in error and re.fullmatch(r"[\w.]+", head) else ""
     found = _CALL.search(error)
     if found:
         return f"{kind + ': ' if kind else ''}{found.group(2)} {found.group(1)}"
@@ -61,10 +63,14 @@ class Baseline:
     """The state every exercise starts from: the document and the value CloudFront sends."""
 
     document: TokenDocument
+    tags: dict[str, str]
 
     @classmethod
     def capture(cls, deployment: Deployment) -> Baseline:
-        return cls(deployment.document())
+        tags = deployment.client("ssm").list_tags_for_resource(
+            ResourceType="Parameter", ResourceId=deployment.parameter_name
+        )["TagList"]
+        return cls(deployment.document(), {tag["Key"]: tag["Value"] for tag in tags})
 
     def restore(self, deployment: Deployment) -> None:
         ssm = deployment.client("ssm")
@@ -84,6 +90,12 @@ class Baseline:
             live = None
         if live is None or live.to_json() != self.document.to_json():
             deployment.put_document(self.document)
+        if self.tags:
+            ssm.add_tags_to_resource(
+                ResourceType="Parameter",
+                ResourceId=deployment.parameter_name,
+                Tags=[{"Key": key, "Value": value} for key, value in self.tags.items()],
+            )
         assert self.document.current is not None
         if deployment.header_value() != self.document.current:
             deployment.set_header_value(self.document.current)
@@ -278,17 +290,41 @@ def _resolved(properties: dict[str, Any], deployment: Deployment) -> dict[str, A
 
 class TokenParameterExercise(_CustomResourceExercise):
     role = "TokenParameter/Provider/Role"
-    title = "Custom::OriginlockTokenParameter Create (no parameter yet) and Delete"
+    title = (
+        "Custom::OriginlockTokenParameter: Create with no parameter, Delete; Create adopting an "
+        "untagged parameter, Delete"
+    )
     FUNCTION = "TokenParameter/Provider/Function"
     RESOURCE = "TokenParameter/Resource"
 
     def run(self) -> None:
-        self.deployment.client("ssm").delete_parameter(Name=self.deployment.parameter_name)
+        deployment = self.deployment
+        ssm = deployment.client("ssm")
+        name = deployment.parameter_name
+        ssm.delete_parameter(Name=name)
         created = self.request("Create")
-        expected = f"created:{self.deployment.parameter_name}"
-        if created.get("PhysicalResourceId") != expected:
+        if created.get("PhysicalResourceId") != f"created:{name}":
             raise Refused("Custom::OriginlockTokenParameter Create", "the parameter was adopted")
-        self.request("Delete", physical_id=expected)
+        self.request("Delete", physical_id=f"created:{name}")
+        # A parameter the stack did not create (a blog-style setup): adopted, then released.
+        deployment.put_document(self.baseline.document)
+        adopted = self.request("Create")
+        if adopted.get("PhysicalResourceId") != f"adopted:{name}":
+            raise Refused("Custom::OriginlockTokenParameter Create (adopt)", "not adopted")
+        if OWNER_TAG not in self._tags():
+            raise Refused("Custom::OriginlockTokenParameter Create (adopt)", "not tagged")
+        self.request("Delete", physical_id=f"adopted:{name}")
+        if OWNER_TAG in self._tags():
+            raise Refused(
+                "Custom::OriginlockTokenParameter Delete (adopted)",
+                f"the {OWNER_TAG} tag was left on the parameter",
+            )
+
+    def _tags(self) -> dict[str, str]:
+        tags = self.deployment.client("ssm").list_tags_for_resource(
+            ResourceType="Parameter", ResourceId=self.deployment.parameter_name
+        )["TagList"]
+        return {tag["Key"]: tag["Value"] for tag in tags}
 
 
 class DriftGuardExercise(_CustomResourceExercise):

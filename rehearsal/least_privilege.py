@@ -29,7 +29,9 @@ LOGS = (
     "ministack writes what a function prints to its log group itself, without the "
     "function's role (on AWS, Lambda uses these two actions of the execution role)"
 )
-# (role, action) -> why no rehearsal call exercises it. Every other action must be exercised.
+# (role, action) -> why no rehearsal call exercises it. Every other action must be exercised;
+# these are checked the other way round: when the role has an exercise, it must still pass,
+# with nothing denied, without the action.
 NOT_EXERCISED: dict[tuple[str, str], str] = {
     **{
         (role, action): LOGS
@@ -72,9 +74,19 @@ NOT_EXERCISED: dict[tuple[str, str], str] = {
     },
     ("Rotation/StateMachine/Role", "lambda:InvokeFunction"): (
         "ministack's Step Functions invokes a task's function without evaluating the state "
-        "machine's role (checked: the executions still succeed without it); the smoke test's "
-        "executions run every Lambda task of the workflow"
+        "machine's role; the smoke test's executions run the workflow's Lambda tasks"
     ),
+    ("Rotation/Rotate/Role", "wafv2:GetWebACL"): (
+        "CloudFront checks that the caller of UpdateDistribution may read the web ACL the "
+        "configuration names (docs/security.md); ministack's CloudFront does not"
+    ),
+    **{
+        ("Rotation/Rotate/Role", action): (
+            "CloudFront checks the caller's access to the standard-logs bucket's ACL on "
+            "UpdateDistribution of a distribution that logs; ministack's CloudFront does not"
+        )
+        for action in ("s3:GetBucketAcl", "s3:PutBucketAcl")
+    },
     ("SchedulerRoleForTarget", "states:StartExecution"): (
         "EventBridge Scheduler starts the execution under this role; ministack's scheduler "
         "starts targets without evaluating the role, and a rate(7 days) schedule does not "
@@ -113,10 +125,14 @@ def role_key(path: str) -> str:
     return re.sub(r"^(SchedulerRoleForTarget)-[0-9a-f]+$", r"\1", path)
 
 
-def _paths(template: dict[str, Any]) -> dict[str, str]:
+def _paths(template: dict[str, Any], known: dict[str, str] | None = None) -> dict[str, str]:
+    """Logical id -> construct path inside the stack (``Rotation/Rotate/Role``), from the
+    template's path metadata (the CDK CLI writes it) or from *known* full paths."""
     paths = {}
     for logical_id, resource in template["Resources"].items():
-        path = (resource.get("Metadata") or {}).get("aws:cdk:path", logical_id)
+        path = (known or {}).get(logical_id) or (resource.get("Metadata") or {}).get(
+            "aws:cdk:path", logical_id
+        )
         paths[logical_id] = path.split("/", 1)[-1].removesuffix("/Resource")
     return paths
 
@@ -136,15 +152,19 @@ def render(value: Any, paths: dict[str, str]) -> str:
     if "Fn::GetAtt" in value:
         logical_id, attribute = value["Fn::GetAtt"]
         return f"<{role_key(paths.get(logical_id, logical_id))} {attribute}>"
+    if "Fn::ImportValue" in value:
+        exported = render(value["Fn::ImportValue"], paths)
+        return f"<{exported.split(':', 1)[0]}'s export>"
     if "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
         return separator.join(render(p, paths) for p in parts)
     return json.dumps(value, sort_keys=True)
 
 
-def grants(template: dict[str, Any]) -> list[Grant]:
-    """Every action of every statement of every role policy in *template*."""
-    paths = _paths(template)
+def grants(template: dict[str, Any], known: dict[str, str] | None = None) -> list[Grant]:
+    """Every action of every statement of every role policy in *template* (*known*: logical
+    id -> construct path, for a template written without path metadata)."""
+    paths = _paths(template, known)
     found: list[Grant] = []
     for resource in template["Resources"].values():
         if resource["Type"] != "AWS::IAM::Policy":
@@ -242,10 +262,12 @@ class Proof:
         self._enough("with every policy in place")
         for grant in grants(self.deployment.template):
             why = NOT_EXERCISED.get((grant.role, grant.action))
+            exercise = self.exercises.get(grant.role)
             if why is not None:
+                if exercise is not None:
+                    self._not_reached(grant, exercise)
                 rows.append(Row(grant, f"not exercised: {why}"))
                 continue
-            exercise = self.exercises.get(grant.role)
             if exercise is None:
                 raise RehearsalError(
                     f"{grant.role} {grant.action}: no exercise runs this role and no reason "
@@ -255,7 +277,9 @@ class Proof:
         self._enough("with every policy put back")
         return rows
 
-    def _needed_by(self, grant: Grant, exercise: Exercise) -> str:
+    def _without(self, grant: Grant, exercise: Exercise) -> tuple[Refused | None, list[Any]]:
+        """Run *exercise* with *grant*'s action removed: how it failed, and the denials of
+        that action to that role."""
         role_name, document = self._policy(grant)
         self._put(role_name, grant.policy, without(document, grant.statement, grant.action))
         try:
@@ -267,6 +291,19 @@ class Proof:
             for d in denied
             if f"/{role_name}/" in d["principal"] and d["action"].lower() == grant.action.lower()
         ]
+        return refused, mine
+
+    def _not_reached(self, grant: Grant, exercise: Exercise) -> None:
+        """An action listed as not exercised: its role's exercise must not need it here."""
+        refused, mine = self._without(grant, exercise)
+        if mine or refused is not None:
+            raise RehearsalError(
+                f"{grant.role} {grant.action} is listed as not exercised, yet without it "
+                f"{'a call was denied' if mine else f'the exercise failed: {refused}'}"
+            )
+
+    def _needed_by(self, grant: Grant, exercise: Exercise) -> str:
+        refused, mine = self._without(grant, exercise)
         if not mine:
             outcome = f"it failed otherwise: {refused}" if refused else "every call passed"
             raise RehearsalError(
