@@ -75,17 +75,19 @@ class Run:
 
 
 @contextlib.contextmanager
-def interrupted_by_sigterm() -> Iterator[None]:
-    """SIGTERM (CI's timeout, a kill) unwinds like Ctrl-C, so teardown runs."""
+def interrupted_by_signals() -> Iterator[None]:
+    """Ctrl-C and SIGTERM (CI's timeout, a kill) unwind the run, so teardown runs. SIGINT is
+    set explicitly: a process started in the background of a script inherits it ignored."""
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def publish_powertools(ministack: Ministack, assembly: Path) -> str:
@@ -264,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     run = Run()
     print("rehearsal: originlock deployed into ministack, IAM enforced", flush=True)
     try:
-        with interrupted_by_sigterm():
+        with interrupted_by_signals():
             rehearse(run, update_docs=not options.check_docs)
     except KeyboardInterrupt:
         print(f"rehearsal interrupted at {run.current}; torn down", file=sys.stderr)

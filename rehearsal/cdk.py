@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from rehearsal.emulator import Ministack
 from rehearsal.errors import RehearsalError
@@ -162,25 +162,32 @@ class _Watchdog(threading.Thread):
         since: dict[tuple[str, str], float] = {}
         while not self._halt.wait(1.0):
             for stack in self.stacks:
+                # ministack lists a resource only once it exists: its events show the wait.
                 try:
-                    resources = cloudformation.list_stack_resources(StackName=stack)
-                except ClientError:  # not created yet, or gone: nothing to watch
+                    events = cloudformation.describe_stack_events(StackName=stack)["StackEvents"]
+                except (ClientError, BotoCoreError):  # not created yet, gone, or busy
                     continue
-                for resource in resources["StackResourceSummaries"]:
-                    key = (stack, resource["LogicalResourceId"])
-                    busy = str(resource["ResourceStatus"]).endswith("_IN_PROGRESS")
-                    if not (busy and str(resource["ResourceType"]).startswith("Custom::")):
+                latest: dict[str, dict[str, Any]] = {}
+                for event in events:  # newest first
+                    latest.setdefault(event["LogicalResourceId"], event)
+                for logical_id, event in latest.items():
+                    key = (stack, logical_id)
+                    busy = str(event["ResourceStatus"]).endswith("_IN_PROGRESS")
+                    if not (busy and str(event["ResourceType"]).startswith("Custom::")):
                         since.pop(key, None)
                         continue
                     started = since.setdefault(key, time.monotonic())
                     if time.monotonic() - started > STALL_SECONDS:
-                        self.stalled = self._describe(stack, resource)
+                        self.stalled = self._describe(stack, event)
                         return
 
     def _describe(self, stack: str, resource: dict[str, Any]) -> str:
         logical_id = resource["LogicalResourceId"]
         path = resource_paths(self.assembly, stack).get(logical_id, logical_id)
         why = function_error(self.ministack, self.assembly, stack, logical_id)
+        if why.startswith("its function logged no error"):
+            # A function that cannot even start logs nothing: ministack says why in its log.
+            why = self.ministack.last_log_line("ERROR [lambda]") or why
         return (
             f"custom resource {stack}/{path} ({resource['ResourceType']}) has not answered in "
             f"{STALL_SECONDS:.0f} s, deploy stopped: {why}"

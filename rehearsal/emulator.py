@@ -113,7 +113,9 @@ class Ministack:
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise RehearsalError(f"ministack exited at start: {self.last_log_line()}")
+                raise RehearsalError(
+                    f"ministack exited at start: {self.last_log_line() or '(no output)'}"
+                )
             if self.certificate.exists():
                 with contextlib.suppress(OSError):
                     context = ssl.create_default_context(cafile=str(self.certificate))
@@ -125,12 +127,17 @@ class Ministack:
             time.sleep(0.2)
         raise RehearsalError(f"ministack did not answer on port {self.port} in {timeout:.0f} s")
 
-    def last_log_line(self) -> str:
+    def last_log_line(self, containing: str = "") -> str:
+        """ministack's last log line (containing *containing*), or ``""``."""
         with contextlib.suppress(OSError):
-            lines = [line for line in self.log.read_text(errors="replace").splitlines() if line]
+            lines = [
+                line
+                for line in self.log.read_text(errors="replace").splitlines()
+                if line.strip() and containing in line
+            ]
             if lines:
-                return lines[-1][:300]
-        return "(no output)"
+                return " ".join(lines[-1].split())[:300]
+        return ""
 
     def stop(self) -> None:
         process, self.process = self.process, None
