@@ -38,7 +38,15 @@ QUIET = {
 }
 
 
-def _run(args: list[str], env: Mapping[str, str], log: Path, timeout: float) -> int:
+def _run(
+    args: list[str],
+    env: Mapping[str, str],
+    log: Path,
+    timeout: float,
+    watchdog: _Watchdog | None = None,
+) -> int:
+    """The CLI's exit status; its output goes to *log*. Stopped (its whole process group) at
+    *timeout*, when *watchdog* finds a stalled resource, or when this process is interrupted."""
     with log.open("ab") as out:
         out.write(f"\n$ cdk {' '.join(args)}\n".encode())
         out.flush()
@@ -51,13 +59,20 @@ def _run(args: list[str], env: Mapping[str, str], log: Path, timeout: float) -> 
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        deadline = time.monotonic() + timeout
         try:
-            return process.wait(timeout)
-        except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+            while process.poll() is None:
+                if time.monotonic() > deadline:
+                    raise RehearsalError(f"cdk {args[0]} still running after {timeout:.0f} s")
+                if watchdog is not None and watchdog.stalled:
+                    break
+                time.sleep(0.5)
+        finally:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-            raise
+        return int(process.returncode)
 
 
 class Cdk:
@@ -95,7 +110,7 @@ class Cdk:
         watchdog = _Watchdog(self.ministack, assembly, stacks)
         watchdog.start()
         try:
-            code = _run_until(args, self.env, self.log, watchdog)
+            code = _run(args, self.env, self.log, timeout=900, watchdog=watchdog)
         finally:
             watchdog.stop()
         if watchdog.stalled:
@@ -104,32 +119,6 @@ class Cdk:
             raise RehearsalError(
                 f"cdk {what} failed: {first_failure(self.ministack, stacks)} (see {self.log})"
             )
-
-
-def _run_until(args: list[str], env: Mapping[str, str], log: Path, watchdog: _Watchdog) -> int:
-    with log.open("ab") as out:
-        out.write(f"\n$ cdk {' '.join(args)}\n".encode())
-        out.flush()
-        process = subprocess.Popen(
-            CDK + args,
-            cwd=ROOT,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            while process.poll() is None:
-                if watchdog.stalled:
-                    os.killpg(process.pid, signal.SIGKILL)
-                time.sleep(0.5)
-            return int(process.returncode)
-        except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            raise
 
 
 def resource_paths(assembly: Path, stack: str) -> dict[str, str]:

@@ -1,10 +1,10 @@
-"""Real calls, one exercise per role: each runs the deployed function (or state machine) whose
-role it is, so every call it makes is checked by ministack against that role.
+"""Real calls, one exercise per role: each runs the deployed function whose role it is, so every
+call it makes is checked by ministack against that role.
 
 An exercise either passes or raises :class:`Refused`, naming the step or call that failed and
 the error it got. The least-privilege proof runs each one with the full policy (it must pass)
-and with each action removed (some call must be refused); :mod:`rehearsal.checks` runs them
-as the rotate function's step-by-step check.
+and with each action removed (ministack must deny that action); :mod:`rehearsal.checks` runs
+the rotate function's one as its step-by-step check.
 
 Errors are reported in a stable form (``Operation: Code``; ARNs and ids left out), so the
 table the proof writes into docs/security.md is the same from one run to the next.
