@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -130,7 +129,6 @@ class AuthorizerExercise(Exercise):
             ApiId=deployment.api_id, StageName="$default"
         )
         deployment.fresh_instances("LockdownApi/Authorizer/Function")
-        seen = len(deployment.log_messages("LockdownApi/Authorizer/Function"))
         assert self.baseline.document.current is not None
         http = urllib3.PoolManager(ca_certs=str(deployment.ministack.ca_bundle), retries=False)
         status = http.request(
@@ -139,16 +137,10 @@ class AuthorizerExercise(Exercise):
             headers={deployment.header_name: self.baseline.document.current},
             timeout=30,
         ).status
-        if status == 200:
-            return
-        time.sleep(0.5)  # the function's log lines land just after its answer
-        codes = [
-            json.loads(line).get("error_code")
-            for line in deployment.log_messages("LockdownApi/Authorizer/Function")[seen:]
-            if "token parameter read failed" in line
-        ]
-        why = f"; the authorizer's GetParameter got {codes[0]}" if codes else ""
-        raise Refused("API request with the current value", f"{status}{why}")
+        if status != 200:
+            # Not the authorizer's log line: ministack may lose a function's log lines, and the
+            # table must read the same from run to run (the denial log names the action).
+            raise Refused("API request with the current value", f"{status}")
 
 
 class RotateExercise(Exercise):
@@ -220,14 +212,9 @@ class RotateExercise(Exercise):
             ResourceType="Parameter", ResourceId=deployment.parameter_name
         )["TagList"]
         if {"Key": CURRENT_SINCE_TAG, "Value": since} not in tags:
-            warned = [
-                json.loads(line).get("error", "")
-                for line in deployment.log_messages(self.FUNCTION)
-                if "token parameter tag not updated" in line
-            ]
             raise Refused(
                 "rotate step promote: AddTagsToResource",
-                f"tag {CURRENT_SINCE_TAG} not updated ({warned[-1] if warned else 'no warning'})",
+                f"tag {CURRENT_SINCE_TAG} not updated (the function only warns)",
             )
 
 
