@@ -187,7 +187,9 @@ def smoke(ministack: Ministack, deployment: Deployment, edge: EdgeRelay) -> None
     for line in result.stdout.splitlines():
         print(f"      | {line}", flush=True)
     if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["(no error output)"])[-1]
+        # A failed check is a line of its report; an error, a line on stderr.
+        said = result.stderr.strip().splitlines() or result.stdout.strip().splitlines()
+        last = said[-1] if said else "no output"
         raise RehearsalError(f"originlock.smoke failed: {last}")
 
 
