@@ -20,7 +20,7 @@ AWSCRT_LAYER := .tools/layers/awscrt
 AWSCRT_LOCK := tools/awscrt-layer-requirements.txt
 
 .PHONY: demo test lint typecheck unit bench soak synth deploy destroy sandbox clean setup \
-	checkov checkov-env checkov-lock awscrt-lock
+	checkov checkov-env checkov-lock awscrt-lock rehearse rehearse-lock smoke
 
 setup: $(VENV)/.synced node_modules/.synced $(AWSCRT_LAYER).synced
 
@@ -81,7 +81,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 typecheck: setup
-	$(VENV)/bin/mypy functions infra originlock tests bench
+	$(VENV)/bin/mypy functions infra originlock tests bench rehearsal
 
 unit: setup
 	$(VENV)/bin/pytest tests/unit
@@ -107,6 +107,39 @@ deploy: setup
 
 destroy: setup
 	npx --no-install cdk destroy --all
+
+# The deploy rehearsal (docs/rehearsal.md): ministack in an environment of its own (it pins an
+# older botocore than .venv), and the Powertools layer it publishes under the AWS-managed ARN.
+MINISTACK := $(TOOLS)/ministack
+POWERTOOLS_LAYER := $(TOOLS)/rehearsal/powertools-layer
+REHEARSE_ARGS ?=
+
+$(MINISTACK)/.synced: rehearsal/requirements.txt | $(UV)
+	rm -rf $(MINISTACK)
+	$(UV) venv --quiet --python $(PYTHON) $(MINISTACK)
+	$(UV) pip sync --quiet --python $(MINISTACK)/bin/python --require-hashes rehearsal/requirements.txt
+	touch $@
+
+$(POWERTOOLS_LAYER)/.synced: rehearsal/layer-requirements.txt $(MINISTACK)/.synced
+	rm -rf $(POWERTOOLS_LAYER)
+	$(UV) pip install --quiet --python $(MINISTACK)/bin/python --no-deps --require-hashes \
+		--target $(POWERTOOLS_LAYER)/python -r rehearsal/layer-requirements.txt
+	touch $@
+
+# Regenerate both locks after changing rehearsal/*.in.
+rehearse-lock: | $(UV)
+	$(UV) pip compile --quiet --python-version 3.11 --generate-hashes \
+		rehearsal/requirements.in -o rehearsal/requirements.txt
+	$(UV) pip compile --quiet --python-version 3.11 --generate-hashes --no-deps \
+		rehearsal/layer-requirements.in -o rehearsal/layer-requirements.txt
+
+rehearse: setup $(MINISTACK)/.synced $(POWERTOOLS_LAYER)/.synced
+	$(PY) -m rehearsal $(REHEARSE_ARGS)
+
+# After `make deploy`: the same checks against the real stack (STACK=... for another name).
+STACK ?= Originlock
+smoke: setup
+	$(PY) -m originlock.smoke --stack $(STACK) $(SMOKE_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage
