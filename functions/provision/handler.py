@@ -78,11 +78,19 @@ def origin_header(
     choice = origin_header_value(
         event.get("ResourceProperties") or {}, event["StackId"], store, live, lock, stacks
     )
+    if choice.stack_status.startswith("unreadable"):
+        # Not fatal (a forward deploy stays guarded by the lock), but a rollback during a
+        # rotation would then be refused: say so now, not then.
+        logger.warning(
+            "stack status unreadable: a rollback during a rotation would be refused",
+            stack_status=choice.stack_status,
+        )
     logger.info(
         "origin header value chosen",
         source=choice.source,
         fingerprint=fingerprint(choice.value),
         rotation_lock=choice.lock,
+        stack_status=choice.stack_status,
     )
     return Answer(ORIGIN_HEADER_PHYSICAL_ID, {"Value": choice.value}, no_echo=True)
 
