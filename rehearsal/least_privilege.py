@@ -87,6 +87,14 @@ NOT_EXERCISED: dict[tuple[str, str], str] = {
         )
         for action in ("s3:GetBucketAcl", "s3:PutBucketAcl")
     },
+    **{
+        ("Rotation/Rotate/Role", action): (
+            "only a revoke that preempts a running rotation reads its history and stops it; "
+            "the rehearsal runs no rotation to preempt (tests/statemachine/test_preempt.py "
+            "covers the calls, without IAM)"
+        )
+        for action in ("states:GetExecutionHistory", "states:StopExecution")
+    },
     ("SchedulerRoleForTarget", "states:StartExecution"): (
         "EventBridge Scheduler starts the execution under this role; ministack's scheduler "
         "starts targets without evaluating the role, and a rate(7 days) schedule does not "
