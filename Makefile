@@ -17,7 +17,7 @@ CHECKOV_ENV := $(TOOLS)/checkov
 CHECKOV_LOCK := tools/checkov-requirements.txt
 
 .PHONY: demo test lint typecheck unit bench soak synth deploy destroy sandbox clean setup \
-	checkov checkov-env checkov-lock
+	checkov checkov-env checkov-lock wheel
 
 setup: $(VENV)/.synced node_modules/.synced
 
@@ -91,5 +91,10 @@ deploy: setup
 destroy: setup
 	npx --no-install cdk destroy --all
 
+# The wheel `pip install originlock` installs (dist/): the CLI, the constructs, the Lambda code
+# and the workflow (tests/e2e/test_wheel.py installs it outside the checkout).
+wheel: | $(UV)
+	$(UV) build --wheel --quiet --out-dir dist
+
 clean:
-	rm -rf $(VENV) $(TOOLS) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(TOOLS) node_modules cdk.out dist .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from infra.constants import HEADER_VALUE_PLACEHOLDER
+from originlock.constants import HEADER_VALUE_PLACEHOLDER
 from tests.infra.conftest import CONFIGURATIONS, Synth
 
 pytestmark = pytest.mark.infra
