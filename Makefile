@@ -17,7 +17,7 @@ CHECKOV_ENV := $(TOOLS)/checkov
 CHECKOV_LOCK := tools/checkov-requirements.txt
 
 .PHONY: demo test lint typecheck unit bench soak synth deploy destroy sandbox clean setup \
-	checkov checkov-env checkov-lock wheel
+	checkov checkov-env checkov-lock synth-attach deploy-attach destroy-attach wheel
 
 setup: $(VENV)/.synced node_modules/.synced
 
@@ -90,6 +90,20 @@ deploy: setup
 
 destroy: setup
 	npx --no-install cdk destroy --all
+
+# Attach mode: originlock for an API and a distribution made elsewhere, named by their ids
+# (docs/deploy.md, "Attach to an existing API and distribution"). Offline for synth, e.g.
+#   make synth-attach CONTEXT="-c apiId=a1b2c3d4e5 -c distributionId=E1ABCDEF2GHIJK"
+CONTEXT ?=
+synth-attach: setup
+	npx --no-install cdk synth --quiet -c attach=true $(CONTEXT)
+
+deploy-attach: setup
+	$(VENV)/bin/originlock doctor -c attach=true $(CONTEXT)
+	npx --no-install cdk deploy --all -c attach=true $(CONTEXT)
+
+destroy-attach: setup
+	npx --no-install cdk destroy --all -c attach=true $(CONTEXT)
 
 # The wheel `pip install originlock` installs (dist/): the CLI, the constructs, the Lambda code
 # and the workflow (tests/e2e/test_wheel.py installs it outside the checkout).

@@ -3,6 +3,7 @@ construct library's props made of them: the constructs never see this object."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,10 @@ _PARAMETER = PARAMETER_NAME
 # "<stack name>-rotation" and EventBridge Scheduler allows 64.
 _STACK_NAME = NAME_PREFIX
 TOKEN_SOURCES = tuple(source.value for source in TokenSource)
+_API_ID = re.compile(r"^[a-z0-9]{10}$")
+_DISTRIBUTION_ID = re.compile(r"^[A-Z0-9]{10,20}$")
+_AUTHORIZER_ID = re.compile(r"^[a-z0-9]{6,10}$")
+_ORIGIN_ID = re.compile(r"^[^,\s]{1,128}$")
 
 
 class ConfigError(ValueError):
@@ -236,3 +241,66 @@ class AppConfig:
         return DistributionProps(
             web_acl_arn=web_acl_arn, standard_logs=self.cloud_front_logs_enabled
         )
+
+
+@dataclass(frozen=True)
+class AttachConfig:
+    """Attach mode (``-c attach=true``): the ids of an API and a distribution made elsewhere.
+
+    The shared settings (schedule, authorizer, alarms) are :class:`AppConfig`'s; WAF and
+    CloudFront logs are the distribution owner's business here.
+    """
+
+    app: AppConfig
+    api_id: str
+    api_stage: str
+    distribution_id: str
+    origin_ids: tuple[str, ...]
+    distribution_domain_name: str
+    authorizer_id: str
+    web_acl_arn: str
+    log_bucket_name: str
+
+    @classmethod
+    def from_context(cls, lookup: Callable[[str], Any]) -> AttachConfig:
+        app = AppConfig.from_context(lookup)
+
+        def get(key: str) -> str:
+            value = lookup(key)
+            return _str(CONTEXT_DEFAULTS[key] if value is None else value)
+
+        def required(key: str, pattern: re.Pattern[str], example: str) -> str:
+            value = get(key)
+            if not value:
+                raise ConfigError(f"context {key} is required with attach=true (like {example})")
+            if not pattern.match(value):
+                raise ConfigError(f"context {key} is not a valid id (like {example}): {value!r}")
+            return value
+
+        authorizer = get("authorizerId")
+        if authorizer and not _AUTHORIZER_ID.match(authorizer):
+            raise ConfigError(f"context authorizerId is not a valid id: {authorizer!r}")
+        origins = tuple(o.strip() for o in get("originIds").split(",") if o.strip())
+        bad = [o for o in origins if not _ORIGIN_ID.match(o)]
+        if bad:
+            raise ConfigError(f"context originIds holds an invalid origin id: {bad[0]!r}")
+        web_acl = get("webAclArn")
+        if web_acl and not web_acl.startswith("arn:"):
+            raise ConfigError("context webAclArn must be an AWS WAF web ACL's ARN")
+        return cls(
+            app=app,
+            api_id=required("apiId", _API_ID, "a1b2c3d4e5"),
+            api_stage=get("apiStage") or "$default",
+            distribution_id=required("distributionId", _DISTRIBUTION_ID, "E1ABCDEF2GHIJK"),
+            origin_ids=origins,
+            distribution_domain_name=get("distributionDomainName"),
+            authorizer_id=authorizer,
+            web_acl_arn=web_acl,
+            log_bucket_name=get("logBucketName"),
+        )
+
+
+def attach_mode(lookup: Callable[[str], Any]) -> bool:
+    """Whether the context asks for the attach stack (``-c attach=true``)."""
+    value = lookup("attach")
+    return _bool("attach", CONTEXT_DEFAULTS["attach"] if value is None else value)

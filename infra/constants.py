@@ -49,4 +49,16 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "alarmEmail": "",
     "tokenMaxAgeSeconds": 0,
     "powertoolsLayerVersion": POWERTOOLS_LAYER_VERSION,
+    # Attach mode (-c attach=true): an API and a distribution made outside this app, by id.
+    "attach": False,
+    "apiId": "",
+    "apiStage": "$default",
+    "distributionId": "",
+    # Comma-separated; empty: every origin that carries the header.
+    "originIds": "",
+    "distributionDomainName": "",
+    # An authorizer of the API whose function becomes originlock's; empty: a new authorizer.
+    "authorizerId": "",
+    "webAclArn": "",
+    "logBucketName": "",
 }

@@ -108,3 +108,6 @@ OUTPUT_SCHEDULE_GROUP_NAME = "ScheduleGroupName"
 OUTPUT_ORIGIN_HEADER_NAME = "OriginHeaderName"
 OUTPUT_ROTATE_FUNCTION_NAME = "RotateFunctionName"
 OUTPUT_ALARM_TOPIC_ARN = "AlarmTopicArn"
+# Attach mode: what the documented wiring step names.
+OUTPUT_AUTHORIZER_ID = "AuthorizerId"
+OUTPUT_AUTHORIZER_URI = "AuthorizerUri"

@@ -13,11 +13,13 @@ Lock your HTTP API behind CloudFront in your own CDK app::
 for what you have, ``…_props`` for what it makes); its parts are usable alone:
 :class:`OriginAuthorizer` (a route authorizer), :class:`TokenParameter`,
 :class:`RotationWorkflow`, :class:`OriginHeaderGuard`, :class:`LockedDistribution`,
-:class:`OriginLockAlarms`, :class:`EdgeFirewall`. README.md, "Use it in your own CDK app";
-docs/deploy.md.
+:class:`OriginLockAlarms`, :class:`EdgeFirewall`. :class:`AttachedOriginLock` serves an API
+and a distribution made outside the app, named by their ids. README.md, "Use it in your own
+CDK app"; docs/deploy.md.
 """
 
 from originlock.cdk.alarms import OriginLockAlarms
+from originlock.cdk.attach import AttachedOriginLock
 from originlock.cdk.authorizer import OriginAuthorizer
 from originlock.cdk.distribution import LockedDistribution
 from originlock.cdk.drift_guard import OriginHeaderGuard
@@ -37,6 +39,7 @@ from originlock.cdk.token_parameter import TokenParameter
 
 __all__ = [
     "AlarmProps",
+    "AttachedOriginLock",
     "AuthorizerProps",
     "DistributionProps",
     "EdgeFirewall",

@@ -110,7 +110,7 @@ def cfn_distribution_of(
     if not isinstance(child, cloudfront.CfnDistribution):
         raise PropsError(
             "existing_distribution_obj must be a Distribution or a CfnDistribution of this app "
-            "(an imported distribution is not CloudFormation's here)"
+            "(an imported distribution is not CloudFormation's here: use AttachedOriginLock)"
         )
     return child
 

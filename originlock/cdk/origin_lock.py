@@ -58,8 +58,8 @@ from originlock.constants import (
 
 
 class LockConstruct(Construct):
-    """What every lock construct shares: names that follow the stack (or ``name_prefix``), and
-    one set of CLI outputs per stack."""
+    """What :class:`OriginLock` and :class:`~originlock.cdk.AttachedOriginLock` share: names
+    that follow the stack (or ``name_prefix``), and one set of CLI outputs per stack."""
 
     name_prefix: str
     parameter_name: str
