@@ -18,6 +18,13 @@ and a distribution made outside the app, named by their ids. README.md, "Use it 
 CDK app"; docs/deploy.md.
 """
 
+try:
+    import aws_cdk  # noqa: F401
+except ModuleNotFoundError as missing:  # a CLI-only install
+    raise ModuleNotFoundError(
+        "originlock.cdk needs the cdk extra: pip install 'originlock[cdk]'", name=missing.name
+    ) from missing
+
 from originlock.cdk.alarms import OriginLockAlarms
 from originlock.cdk.attach import AttachedOriginLock
 from originlock.cdk.authorizer import OriginAuthorizer

@@ -16,6 +16,7 @@ from aws_cdk import Aws, CfnOutput, Fn, Stack, Token
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from originlock.cdk.alarms import OriginLockAlarms
@@ -379,7 +380,7 @@ class OriginLock(LockConstruct):
         )
 
     @property
-    def state_machine(self) -> Any:
+    def state_machine(self) -> sfn.StateMachine:
         """The rotation workflow's state machine."""
         return self.rotation.state_machine
 

@@ -152,6 +152,9 @@ def test_cli_alone_installs_small_and_answers_help_and_version(installed: Instal
     for module in ("moto", "aws_cdk", "aws_lambda_powertools", "flask", "cfnlint"):
         absent = installed.run([str(cli / "python"), "-c", f"import {module}"])
         assert absent.returncode != 0, module
+    # and what needs them says what to install
+    constructs = installed.run([str(cli / "python"), "-c", "import originlock.cdk"])
+    assert "pip install 'originlock[cdk]'" in constructs.stderr
     # and the command that needs them says what to install, in one line
     sandbox = installed.run([str(cli / "originlock"), "sandbox"])
     assert sandbox.returncode == 1
