@@ -20,7 +20,8 @@ AWSCRT_LAYER := .tools/layers/awscrt
 AWSCRT_LOCK := tools/awscrt-layer-requirements.txt
 
 .PHONY: demo test lint typecheck unit bench soak synth deploy destroy sandbox clean setup \
-	checkov checkov-env checkov-lock awscrt-lock rehearse rehearse-lock smoke
+	checkov checkov-env checkov-lock awscrt-lock rehearse rehearse-lock smoke \
+	synth-attach deploy-attach destroy-attach wheel
 
 setup: $(VENV)/.synced node_modules/.synced $(AWSCRT_LAYER).synced
 
@@ -141,5 +142,24 @@ STACK ?= Originlock
 smoke: setup
 	$(PY) -m originlock.smoke --stack $(STACK) $(SMOKE_ARGS)
 
+# Attach mode: originlock for an API and a distribution made elsewhere, named by their ids
+# (docs/deploy.md, "Attach to an existing API and distribution"). Offline for synth, e.g.
+#   make synth-attach CONTEXT="-c apiId=a1b2c3d4e5 -c distributionId=E1ABCDEF2GHIJK"
+CONTEXT ?=
+synth-attach: setup
+	npx --no-install cdk synth --quiet -c attach=true $(CONTEXT)
+
+deploy-attach: setup
+	$(VENV)/bin/originlock doctor -c attach=true $(CONTEXT)
+	npx --no-install cdk deploy --all -c attach=true $(CONTEXT)
+
+destroy-attach: setup
+	npx --no-install cdk destroy --all -c attach=true $(CONTEXT)
+
+# The wheel `pip install originlock` installs (dist/): the CLI, the constructs, the Lambda code
+# and the workflow (tests/e2e/test_wheel.py installs it outside the checkout).
+wheel: | $(UV)
+	$(UV) build --wheel --quiet --out-dir dist
+
 clean:
-	rm -rf $(VENV) $(TOOLS) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(TOOLS) node_modules cdk.out dist .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -486,7 +486,7 @@ def test_stack_name_of_a_stack_id() -> None:
 
 
 def test_owner_tag_is_the_infra_constant() -> None:
-    from infra.constants import OWNER_TAG as INFRA_TAG
+    from originlock.constants import OWNER_TAG as INFRA_TAG
 
     assert OWNER_TAG == INFRA_TAG == "originlock:stack"
 

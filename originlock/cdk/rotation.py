@@ -7,6 +7,8 @@ fingerprints, and this is the second line of defence.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -15,95 +17,144 @@ from aws_cdk import aws_scheduler_targets as targets
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.config import AppConfig
-from infra.constants import (
+from originlock.bundle import asl_file
+from originlock.cdk.authorizer import OriginAuthorizer
+from originlock.cdk.findings import LOGS_WITHOUT_SECRETS, skip_checkov
+from originlock.cdk.functions import LOG_RETENTION, PythonFunction, acknowledge, nag_arn
+from originlock.cdk.props import RotationProps, check_header_name, name_prefix_of
+from originlock.cdk.token_parameter import TokenParameter
+from originlock.constants import (
     API_STAGE,
-    ASL_FILE,
     METRICS_NAMESPACE,
     ROTATE_HANDLER,
     ROTATE_SERVICE,
     SCHEDULE_INPUT,
     STATE_MACHINE_SUFFIX,
 )
-from infra.findings import LOGS_WITHOUT_SECRETS, skip_checkov
-from infra.lambdas import LOG_RETENTION, PythonFunction, acknowledge, nag_arn
-from infra.lockdown_api import LockdownApi
-from infra.token_parameter import TokenParameter
 
 
-def state_machine_name(scope: Construct) -> str:
-    """The state machine's literal name in *scope*'s stack."""
-    return f"{Stack.of(scope).stack_name}{STATE_MACHINE_SUFFIX}"
+def state_machine_name(name_prefix: str) -> str:
+    """The state machine's (and its schedule's) literal name."""
+    return f"{name_prefix}{STATE_MACHINE_SUFFIX}"
 
 
-def executions_arn(scope: Construct) -> str:
+def executions_arn(scope: Construct, machine_name: str) -> str:
     """ARN pattern of the state machine's executions (their names are made at run time)."""
     return Stack.of(scope).format_arn(
         service="states",
         resource="execution",
-        resource_name=f"{state_machine_name(scope)}:*",
+        resource_name=f"{machine_name}:*",
         arn_format=ArnFormat.COLON_RESOURCE_NAME,
     )
 
 
-def executions_nag_id(scope: Construct) -> str:
+def executions_nag_id(scope: Construct, machine_name: str) -> str:
     """cdk-nag's IAM5 finding id for :func:`executions_arn`."""
     return (
         "AwsSolutions-IAM5[Resource::"
         + nag_arn(scope, "arn:{partition}:states:{region}:{account}:execution:")
-        + f"{state_machine_name(scope)}:*]"
+        + f"{machine_name}:*]"
+    )
+
+
+def distribution_arn(scope: Construct, distribution_id: str) -> str:
+    """A distribution's ARN (CloudFront is global: no region)."""
+    return Stack.of(scope).format_arn(
+        service="cloudfront", region="", resource="distribution", resource_name=distribution_id
     )
 
 
 class RotationWorkflow(Construct):
-    """Rotate function, state machine and the EventBridge Scheduler schedule."""
+    """Rotate function, state machine and the EventBridge Scheduler schedule.
+
+    Usable alone: it rotates *token* through the origin header of *distribution_id* (its
+    *origin_ids*, or every origin carrying the header), and tells *authorizer*'s instances and
+    API Gateway's cache of *api_id* when a value is revoked.
+
+    Parameters
+    ----------
+    token
+        The token parameter (read, written, tagged; its lock beside it).
+    authorizer
+        The origin authorizer: the stage wait follows its max age and refresh interval, and a
+        revoke replaces its instances.
+    distribution_id
+        The distribution whose origin header is switched.
+    header_name
+        The origin header's name.
+    origin_ids
+        The origins whose header is switched; empty: every origin that carries it.
+    api_id, api_stage
+        The API whose authorizer cache a revoke empties (``None``: none).
+    probe_url, api_url
+        What the verify step requests: through CloudFront (must answer), straight at the API
+        without the header (must refuse); ``None``: that check is skipped.
+    web_acl_arn, log_bucket_arn
+        The distribution's web ACL and standard-log bucket, if any: CloudFront checks the
+        caller's access to them on UpdateDistribution.
+    props
+        Schedule and timings.
+    name_prefix
+        The state machine and the schedule are named ``<name prefix>-rotation``.
+    """
 
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        config: AppConfig,
         token: TokenParameter,
-        api: LockdownApi,
+        authorizer: OriginAuthorizer,
         distribution_id: str,
-        distribution_arn: str,
-        cloudfront_url: str,
+        header_name: str,
+        origin_ids: Sequence[str] = (),
+        api_id: str | None = None,
+        api_stage: str = API_STAGE,
+        probe_url: str | None = None,
+        api_url: str | None = None,
         web_acl_arn: str | None = None,
         log_bucket_arn: str | None = None,
+        props: RotationProps | None = None,
+        name_prefix: str | None = None,
     ) -> None:
+        props = props or RotationProps()
+        props.check()
+        header_name = check_header_name(header_name)
+        prefix = name_prefix_of(scope, name_prefix)
         super().__init__(scope, construct_id)
         # A literal name: the rotate function's policy names this state machine's
         # executions, and the state machine names the function (no cycle).
-        self.state_machine_name = state_machine_name(self)
-        authorizer = api.authorizer.function
+        self.state_machine_name = state_machine_name(prefix)
+        self.distribution_id = distribution_id
+        self.distribution_arn = distribution_arn(self, distribution_id)
+        environment = {
+            "SSM_PARAMETER_NAME": token.name,
+            "LOCK_PARAMETER_NAME": token.lock_name,
+            "DISTRIBUTION_ID": distribution_id,
+            "ORIGIN_HEADER_NAME": header_name,
+            "API_ID": api_id,
+            "API_STAGE": api_stage,
+            "AUTHORIZER_FUNCTION_NAME": authorizer.function.function_name,
+            "AUTHORIZER_REFRESH_INTERVAL_SECONDS": str(authorizer.refresh_interval_seconds),
+            "AUTHORIZER_MAX_AGE_SECONDS": str(authorizer.max_age_seconds),
+            "POLL_INTERVAL_SECONDS": str(props.poll_seconds()),
+            "DEPLOY_TIMEOUT_SECONDS": str(props.deploy_timeout_seconds()),
+            "DRAIN_SECONDS": str(props.drain_seconds()),
+            "PROBE_URL": probe_url,
+            "API_URL": api_url,
+            "POWERTOOLS_SERVICE_NAME": ROTATE_SERVICE,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            # Empty: every origin that carries the header (rotate/settings.py).
+            "ORIGIN_IDS": ",".join(origin_ids) or None,
+        }
 
         self.rotate = PythonFunction(
             self,
             "Rotate",
             handler=ROTATE_HANDLER,
             description="originlock: the steps of the rotation workflow",
-            environment={
-                "SSM_PARAMETER_NAME": token.name,
-                "LOCK_PARAMETER_NAME": config.lock_parameter_name,
-                "DISTRIBUTION_ID": distribution_id,
-                "ORIGIN_HEADER_NAME": config.header_name,
-                "API_ID": api.api.api_id,
-                "API_STAGE": API_STAGE,
-                "AUTHORIZER_FUNCTION_NAME": authorizer.function_name,
-                "AUTHORIZER_REFRESH_INTERVAL_SECONDS": str(
-                    config.authorizer_refresh_interval_seconds
-                ),
-                "AUTHORIZER_MAX_AGE_SECONDS": str(config.authorizer_token_max_age_seconds),
-                "POLL_INTERVAL_SECONDS": str(config.poll_interval_seconds),
-                "DEPLOY_TIMEOUT_SECONDS": str(config.deploy_timeout_seconds),
-                "DRAIN_SECONDS": str(config.drain_seconds),
-                "PROBE_URL": cloudfront_url,
-                "API_URL": api.url,
-                "POWERTOOLS_SERVICE_NAME": ROTATE_SERVICE,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-            },
-            powertools_version=config.powertools_layer_version,
+            environment={name: value for name, value in environment.items() if value},
+            powertools_version=authorizer.powertools_version,
             # A revoke waits up to 60 s for the authorizer's configuration update. No longer:
             # the worst-case revoke bound (every invocation at this timeout, docs/runbook.md)
             # must stay inside the execution's 2-hour timeout.
@@ -115,7 +166,7 @@ class RotationWorkflow(Construct):
         )
         if token.key is not None:
             self.rotate.function.add_environment("KMS_KEY_ID", token.key.key_arn)
-        self._grant_rotate(token, api, distribution_arn, web_acl_arn, log_bucket_arn)
+        self._grant_rotate(token, authorizer, api_id, api_stage, web_acl_arn, log_bucket_arn)
 
         self.log_group = logs.LogGroup(
             self,
@@ -130,7 +181,7 @@ class RotationWorkflow(Construct):
             "StateMachine",
             state_machine_name=self.state_machine_name,
             state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_file(str(ASL_FILE)),
+            definition_body=sfn.DefinitionBody.from_file(str(asl_file())),
             definition_substitutions={"RotateFunctionArn": self.rotate.function.function_arn},
             tracing_enabled=True,
             logs=sfn.LogOptions(
@@ -159,20 +210,21 @@ class RotationWorkflow(Construct):
             "Schedule",
             schedule_name=self.state_machine_name,
             description="originlock: scheduled rotation of the origin secret",
-            schedule=scheduler.ScheduleExpression.expression(config.rotation_schedule),
+            schedule=scheduler.ScheduleExpression.expression(props.schedule.strip()),
             target=targets.StepFunctionsStartExecution(
                 self.state_machine,
                 input=scheduler.ScheduleTargetInput.from_object(SCHEDULE_INPUT),
                 retry_attempts=3,
             ),
-            enabled=config.rotation_enabled,
+            enabled=props.enabled,
         )
 
     def _grant_rotate(
         self,
         token: TokenParameter,
-        api: LockdownApi,
-        distribution_arn: str,
+        authorizer: OriginAuthorizer,
+        api_id: str | None,
+        api_stage: str,
         web_acl_arn: str | None,
         log_bucket_arn: str | None,
     ) -> None:
@@ -195,7 +247,7 @@ class RotationWorkflow(Construct):
                     "cloudfront:GetDistributionConfig",
                     "cloudfront:UpdateDistribution",
                 ],
-                resources=[distribution_arn],
+                resources=[self.distribution_arn],
             )
         )
         if web_acl_arn is not None:
@@ -214,20 +266,21 @@ class RotationWorkflow(Construct):
                     actions=["s3:GetBucketAcl", "s3:PutBucketAcl"], resources=[log_bucket_arn]
                 )
             )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["apigateway:DELETE"],
-                # ResetAuthorizersCache on this API's stage only.
-                resources=[
-                    f"arn:{Aws.PARTITION}:apigateway:{Aws.REGION}::/apis/{api.api.api_id}"
-                    f"/stages/{API_STAGE}/cache/authorizers"
-                ],
+        if api_id is not None:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["apigateway:DELETE"],
+                    # ResetAuthorizersCache on this API's stage only.
+                    resources=[
+                        f"arn:{Aws.PARTITION}:apigateway:{Aws.REGION}::/apis/{api_id}"
+                        f"/stages/{api_stage}/cache/authorizers"
+                    ],
+                )
             )
-        )
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration"],
-                resources=[api.authorizer.function.function_arn],
+                resources=[authorizer.function.function_arn],
             )
         )
         # Is the lock's holder still running (a stale lock), was its step under way, and stop it
@@ -239,7 +292,7 @@ class RotationWorkflow(Construct):
                     "states:GetExecutionHistory",
                     "states:StopExecution",
                 ],
-                resources=[executions_arn(self)],
+                resources=[executions_arn(self, self.state_machine_name)],
             )
         )
         acknowledge(
@@ -252,7 +305,7 @@ class RotationWorkflow(Construct):
                 "prefix is this deployment's lock parameter.",
             ),
             (
-                executions_nag_id(self),
+                executions_nag_id(self, self.state_machine_name),
                 "Describe, read the history of and stop this state machine's executions only "
                 "(the stale-lock check; a revoke preempting the lock's holder); execution "
                 "names are made at run time.",
