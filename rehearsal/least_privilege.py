@@ -141,7 +141,10 @@ def _paths(template: dict[str, Any], known: dict[str, str] | None = None) -> dic
         path = (known or {}).get(logical_id) or (resource.get("Metadata") or {}).get(
             "aws:cdk:path", logical_id
         )
-        paths[logical_id] = path.split("/", 1)[-1].removesuffix("/Resource")
+        inside = path.split("/", 1)[-1].removesuffix("/Resource")
+        # The app hands its API to the library's OriginLock under the id "Default", which CDK
+        # leaves out of logical ids: left out here too, the table names what it always named.
+        paths[logical_id] = "/".join(part for part in inside.split("/") if part != "Default")
     return paths
 
 

@@ -29,7 +29,7 @@ from tokens.document import CorruptDocumentError, TokenDocument, generate_token
 
 CREATED = "created"
 ADOPTED = "adopted"
-# The token parameter's tag naming the stack that manages it (infra/constants.py has the same).
+# The token parameter's tag naming the stack that manages it (originlock/constants.py has the same).
 OWNER_TAG = "originlock:stack"
 # The drift guard's physical id: constant, and never a value.
 ORIGIN_HEADER_PHYSICAL_ID = "originlock-origin-header-value"
