@@ -19,6 +19,8 @@ from originlock.cdk.props import (
     AlarmProps,
     AuthorizerProps,
     DistributionProps,
+    EdgeSigningProps,
+    LockMode,
     RotationProps,
     TokenSource,
 )
@@ -31,6 +33,7 @@ _PARAMETER = PARAMETER_NAME
 # "<stack name>-rotation" and EventBridge Scheduler allows 64.
 _STACK_NAME = NAME_PREFIX
 TOKEN_SOURCES = tuple(source.value for source in TokenSource)
+LOCK_MODES = tuple(mode.runtime_name for mode in LockMode)
 _API_ID = re.compile(r"^[a-z0-9]{10}$")
 _DISTRIBUTION_ID = re.compile(r"^[A-Z0-9]{10,20}$")
 _AUTHORIZER_ID = re.compile(r"^[a-z0-9]{6,10}$")
@@ -103,6 +106,12 @@ class AppConfig:
     alarm_email: str
     token_max_age_seconds: int
     powertools_layer_version: int
+    lock_mode: str = "header"
+    edge_window_seconds: int = 60
+    edge_tolerance_windows: int = 1
+    edge_propagation_seconds: int = 60
+    edge_drain_seconds: int = 60
+    edge_poll_interval_seconds: int = 5
 
     @classmethod
     def from_context(cls, lookup: Callable[[str], Any]) -> AppConfig:
@@ -167,7 +176,20 @@ class AppConfig:
             raise ConfigError(
                 f"context authorizerTokenSource must be extension or sdk, got {token_source!r}"
             )
+        lock_mode = _str(get("lockMode")).lower()
+        if lock_mode not in LOCK_MODES:
+            raise ConfigError(f"context lockMode must be header or edge-signed, got {lock_mode!r}")
         return cls(
+            lock_mode=lock_mode,
+            edge_window_seconds=_int("edgeWindowSeconds", get("edgeWindowSeconds"), 10, 3600),
+            edge_tolerance_windows=_int("edgeToleranceWindows", get("edgeToleranceWindows"), 0, 10),
+            edge_propagation_seconds=_int(
+                "edgePropagationSeconds", get("edgePropagationSeconds"), 1, 3600
+            ),
+            edge_drain_seconds=_int("edgeDrainSeconds", get("edgeDrainSeconds"), 0, 86400),
+            edge_poll_interval_seconds=_int(
+                "edgePollIntervalSeconds", get("edgePollIntervalSeconds"), 1, 3600
+            ),
             stack_name=stack_name,
             account=_str(get("account")),
             region=_str(get("region")),
@@ -210,9 +232,32 @@ class AppConfig:
         return f"{self.parameter_name}.lock"
 
     # -- the construct library's props ------------------------------------------------------
+    @property
+    def edge_signed(self) -> bool:
+        return self.lock_mode == "edge-signed"
+
+    def lock_mode_props(self) -> LockMode:
+        return LockMode.EDGE_SIGNED if self.edge_signed else LockMode.ORIGIN_HEADER
+
+    def edge_signing_props(self) -> EdgeSigningProps | None:
+        if not self.edge_signed:
+            return None
+        return EdgeSigningProps(
+            window=Duration.seconds(self.edge_window_seconds),
+            tolerance_windows=self.edge_tolerance_windows,
+            propagation_wait=Duration.seconds(self.edge_propagation_seconds),
+        )
+
+    def authorizer_cache_ttl(self) -> int:
+        """The authorizer's result TTL: in edge-signed mode at most the window (a cached Allow
+        must not outlive the token it allowed; docs/edge-signed.md)."""
+        if self.edge_signed:
+            return min(self.authorizer_cache_ttl_seconds, self.edge_window_seconds)
+        return self.authorizer_cache_ttl_seconds
+
     def authorizer_props(self) -> AuthorizerProps:
         return AuthorizerProps(
-            results_cache_ttl=Duration.seconds(self.authorizer_cache_ttl_seconds),
+            results_cache_ttl=Duration.seconds(self.authorizer_cache_ttl()),
             token_source=TokenSource(self.authorizer_token_source),
             token_max_age=Duration.seconds(self.authorizer_token_max_age_seconds),
             refresh_interval=Duration.seconds(self.authorizer_refresh_interval_seconds),
@@ -226,8 +271,12 @@ class AppConfig:
         return RotationProps(
             schedule=self.rotation_schedule,
             enabled=self.rotation_enabled,
-            drain=Duration.seconds(self.drain_seconds),
-            poll_interval=Duration.seconds(self.poll_interval_seconds),
+            drain=Duration.seconds(
+                self.edge_drain_seconds if self.edge_signed else self.drain_seconds
+            ),
+            poll_interval=Duration.seconds(
+                self.edge_poll_interval_seconds if self.edge_signed else self.poll_interval_seconds
+            ),
             deploy_timeout=Duration.seconds(self.deploy_timeout_seconds),
         )
 
@@ -264,6 +313,12 @@ class AttachConfig:
     @classmethod
     def from_context(cls, lookup: Callable[[str], Any]) -> AttachConfig:
         app = AppConfig.from_context(lookup)
+        if app.edge_signed:
+            raise ConfigError(
+                "context lockMode=edge-signed is not supported in attach mode yet: the signing "
+                "function must be associated with the distribution, which attach mode does not "
+                "manage (docs/edge-signed.md)"
+            )
 
         def get(key: str) -> str:
             value = lookup(key)

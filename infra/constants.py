@@ -49,6 +49,16 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "alarmEmail": "",
     "tokenMaxAgeSeconds": 0,
     "powertoolsLayerVersion": POWERTOOLS_LAYER_VERSION,
+    # How CloudFront proves itself: header (a secret origin header) or edge-signed (a
+    # CloudFront Function signs each request with a key from a KeyValueStore; docs/edge-signed.md).
+    "lockMode": "header",
+    "edgeWindowSeconds": 60,
+    "edgeToleranceWindows": 1,
+    "edgePropagationSeconds": 60,
+    # Edge-signed mode's drain and poll (drainSeconds and pollIntervalSeconds are header mode's:
+    # no distribution deployment to wait for here).
+    "edgeDrainSeconds": 60,
+    "edgePollIntervalSeconds": 5,
     # Attach mode (-c attach=true): an API and a distribution made outside this app, by id.
     "attach": False,
     "apiId": "",

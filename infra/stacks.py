@@ -77,6 +77,8 @@ class OriginlockStack(Stack):
             rotation_props=config.rotation_props(),
             alarm_props=config.alarm_props(),
             name_prefix=config.stack_name,
+            lock_mode=config.lock_mode_props(),
+            edge_signing_props=config.edge_signing_props(),
         )
         assert self.lock.edge is not None  # OriginLock made the distribution
         self.token = self.lock.token

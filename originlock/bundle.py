@@ -52,3 +52,31 @@ def functions_dir() -> Path:
 def asl_file() -> Path:
     """The rotation workflow's definition (Amazon States Language, with placeholders)."""
     return _find("statemachine", "rotation.asl.json")
+
+
+# The edge-signed mode's awscrt layer (SigV4A for the KeyValueStore API): built by `make setup`
+# in a checkout from tools/awscrt-layer-requirements.txt; elsewhere, where
+# ORIGINLOCK_AWSCRT_LAYER says (docs/edge-signed.md, "The awscrt layer").
+AWSCRT_LAYER_ENV = "ORIGINLOCK_AWSCRT_LAYER"
+AWSCRT_LAYER_CHECKOUT = CHECKOUT / ".tools" / "layers" / "awscrt"
+AWSCRT_INSTALL = (
+    "pip install --target <dir>/python --platform manylinux2014_aarch64 "
+    "--python-version 3.13 --only-binary=:all: --require-hashes "
+    "-r awscrt-layer-requirements.txt"
+)
+
+
+def awscrt_layer_dir() -> Path:
+    """The folder of the awscrt layer (it holds ``python/awscrt``)."""
+    import os
+
+    given = os.environ.get(AWSCRT_LAYER_ENV, "").strip()
+    folder = Path(given) if given else AWSCRT_LAYER_CHECKOUT
+    if (folder / "python" / "awscrt").is_dir():
+        return folder
+    where = f"{AWSCRT_LAYER_ENV}={given}" if given else f"{AWSCRT_LAYER_CHECKOUT}"
+    raise BundleError(
+        f"edge-signed mode needs the awscrt layer, not found at {where}: in a checkout run "
+        f"`make setup`; otherwise `{AWSCRT_INSTALL}` (the lock is in the package: "
+        f"{_find('tools', 'awscrt-layer-requirements.txt')}) and set {AWSCRT_LAYER_ENV}=<dir>"
+    )

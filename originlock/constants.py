@@ -64,6 +64,8 @@ AGE_PROBE_HANDLER = "provision.token_age.lambda_handler"
 
 PARAMETER_RESOURCE_TYPE = "Custom::OriginlockTokenParameter"
 HEADER_RESOURCE_TYPE = "Custom::OriginlockOriginHeaderValue"
+SIGNING_KEY_PROVIDER_HANDLER = "provision.handler.signing_key_handler"
+SIGNING_KEY_RESOURCE_TYPE = "Custom::OriginlockSigningKey"
 # Stands in for the origin header value in the drift guard's copy of the
 # distribution configuration (the real value would be a reference to itself).
 HEADER_VALUE_PLACEHOLDER = "<origin header value>"

@@ -30,12 +30,14 @@ from originlock.cdk.attach import AttachedOriginLock
 from originlock.cdk.authorizer import OriginAuthorizer
 from originlock.cdk.distribution import LockedDistribution
 from originlock.cdk.drift_guard import OriginHeaderGuard
+from originlock.cdk.edge_signing import EdgeSigning
 from originlock.cdk.firewall import EdgeFirewall
 from originlock.cdk.origin_lock import OriginLock
 from originlock.cdk.props import (
     AlarmProps,
     AuthorizerProps,
     DistributionProps,
+    EdgeSigningProps,
     LockMode,
     PropsError,
     RotationProps,
@@ -50,6 +52,8 @@ __all__ = [
     "AuthorizerProps",
     "DistributionProps",
     "EdgeFirewall",
+    "EdgeSigning",
+    "EdgeSigningProps",
     "LockMode",
     "LockedDistribution",
     "OriginAuthorizer",

@@ -19,6 +19,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from originlock.cdk.drift_guard import OriginHeaderGuard
+from originlock.cdk.edge_signing import EdgeSigning
 from originlock.cdk.findings import skip_checkov
 from originlock.cdk.functions import acknowledge
 from originlock.cdk.props import DistributionProps, PropsError
@@ -46,12 +47,16 @@ Cfn = cloudfront.CfnDistribution
 def distribution_config(
     *,
     header_name: str,
-    header_value: str,
+    header_value: str | None,
     api_domain: str,
     web_acl_arn: str | None,
     log_bucket_domain: str | None,
+    signing: cloudfront.CfnDistribution.FunctionAssociationProperty | None = None,
 ) -> cloudfront.CfnDistribution.DistributionConfigProperty:
-    """The distribution's whole configuration; the drift guard gets a copy with a placeholder."""
+    """The distribution's whole configuration; the drift guard gets a copy with a placeholder.
+
+    Edge-signed mode (*signing*, the viewer-request function): no origin custom header (one of
+    the same name would win over the function's) and the function on the behaviour."""
     return Cfn.DistributionConfigProperty(
         enabled=True,
         comment="originlock: the only way into the API",
@@ -74,11 +79,15 @@ def distribution_config(
                     origin_protocol_policy="https-only",
                     origin_ssl_protocols=["TLSv1.2"],
                 ),
-                origin_custom_headers=[
-                    Cfn.OriginCustomHeaderProperty(
-                        header_name=header_name, header_value=header_value
-                    )
-                ],
+                origin_custom_headers=(
+                    [
+                        Cfn.OriginCustomHeaderProperty(
+                            header_name=header_name, header_value=header_value
+                        )
+                    ]
+                    if header_value is not None
+                    else None
+                ),
             )
         ],
         # CloudFront caches an origin's 404/405/414/5xx (and 400/403/412/415 sent with a max-age)
@@ -99,6 +108,7 @@ def distribution_config(
             origin_request_policy_id=(
                 cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER.origin_request_policy_id
             ),
+            function_associations=[signing] if signing is not None else None,
         ),
     )
 
@@ -181,6 +191,7 @@ class LockedDistribution(Construct):
         state_machine_name: str,
         props: DistributionProps | None = None,
         powertools_layer_version: int,
+        edge_signing: EdgeSigning | None = None,
     ) -> None:
         props = props or DistributionProps()
         region = Stack.of(scope).region
@@ -191,15 +202,20 @@ class LockedDistribution(Construct):
             )
         super().__init__(scope, construct_id)
         web_acl_arn = props.web_acl_arn
-        self.header_value = OriginHeaderGuard(
-            self,
-            "OriginHeaderValue",
-            token=token,
-            header_name=header_name,
-            state_machine_name=state_machine_name,
-            powertools_layer_version=powertools_layer_version,
-        )
-        header_name = self.header_value.header_name
+        # Header mode: the drift guard gives the origin header its value. Edge-signed mode: no
+        # origin header; the function signs, and its key is put in place around the
+        # distribution (EdgeSigning.guard).
+        self.header_value: OriginHeaderGuard | None = None
+        if edge_signing is None:
+            self.header_value = OriginHeaderGuard(
+                self,
+                "OriginHeaderValue",
+                token=token,
+                header_name=header_name,
+                state_machine_name=state_machine_name,
+                powertools_layer_version=powertools_layer_version,
+            )
+            header_name = self.header_value.header_name
         self.log_bucket = access_log_bucket(self) if props.standard_logs else None
         self.web_acl_arn = web_acl_arn
         config_with = functools.partial(
@@ -208,16 +224,22 @@ class LockedDistribution(Construct):
             api_domain=api_domain_of(api_endpoint),
             web_acl_arn=web_acl_arn,
             log_bucket_domain=self.log_bucket.bucket_domain_name if self.log_bucket else None,
+            signing=edge_signing.function_association() if edge_signing else None,
         )
         self.distribution = Cfn(
             self,
             "Distribution",
-            distribution_config=config_with(header_value=self.header_value.value),
+            distribution_config=config_with(
+                header_value=self.header_value.value if self.header_value else None
+            ),
         )
-        self.header_value.track(
-            self.distribution,
-            config_with(header_value=HEADER_VALUE_PLACEHOLDER),
-        )
+        if self.header_value is not None:
+            self.header_value.track(
+                self.distribution,
+                config_with(header_value=HEADER_VALUE_PLACEHOLDER),
+            )
+        if edge_signing is not None:
+            edge_signing.guard(self.distribution)
         acknowledge(
             self.distribution,
             (

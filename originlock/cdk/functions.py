@@ -3,7 +3,7 @@ the AWS-managed Powertools layer, its own log group and a role that may write on
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Stack, Token, Validations
 from aws_cdk import aws_iam as iam
@@ -92,6 +92,7 @@ class PythonFunction(Construct):
         reserved_concurrency: int | None = None,
         params_and_secrets: lambda_.ParamsAndSecretsLayerVersion | None = None,
         use_powertools: bool = True,
+        extra_layers: Sequence[lambda_.ILayerVersion] = (),
         no_dead_letter_queue: str,
     ) -> None:
         """*no_dead_letter_queue*: why a failed invocation needs no DLQ (checkov CKV_AWS_116)."""
@@ -123,7 +124,10 @@ class PythonFunction(Construct):
             memory_size=memory_size,
             role=self.role,
             log_group=self.log_group,
-            layers=[powertools_layer(self, powertools_version)] if use_powertools else [],
+            layers=[
+                *([powertools_layer(self, powertools_version)] if use_powertools else []),
+                *extra_layers,
+            ],
             environment=dict(environment),
             reserved_concurrent_executions=reserved_concurrency,
             params_and_secrets=params_and_secrets,

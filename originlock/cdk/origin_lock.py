@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeGuard
 
-from aws_cdk import Aws, CfnOutput, Fn, Stack, Token
+from aws_cdk import Aws, CfnOutput, Duration, Fn, Stack, Token
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_kms as kms
@@ -27,10 +27,12 @@ from originlock.cdk.drift_guard import (
     cfn_distribution_config,
     cfn_distribution_of,
 )
+from originlock.cdk.edge_signing import EdgeSigning
 from originlock.cdk.props import (
     AlarmProps,
     AuthorizerProps,
     DistributionProps,
+    EdgeSigningProps,
     LockMode,
     PropsError,
     RotationProps,
@@ -182,7 +184,12 @@ class OriginLock(LockConstruct):
     create_outputs
         Declare the stack outputs the ``originlock`` CLI reads (one OriginLock per stack).
     lock_mode
-        How CloudFront proves itself; :attr:`LockMode.ORIGIN_HEADER` (the only mode today).
+        How CloudFront proves itself: :attr:`LockMode.ORIGIN_HEADER` (a secret origin header),
+        or :attr:`LockMode.EDGE_SIGNED` (a CloudFront Function signs every request with a key
+        from a KeyValueStore; needs the distribution OriginLock makes; the authorizer's result
+        TTL at most the window, the window by default: docs/edge-signed.md).
+    edge_signing_props
+        With :attr:`LockMode.EDGE_SIGNED`: the window, the tolerance, the propagation wait.
 
     Attributes
     ----------
@@ -195,7 +202,10 @@ class OriginLock(LockConstruct):
         The distribution OriginLock made, if it made one.
     distribution : aws_cloudfront.CfnDistribution
         The distribution, made or given (its ``CfnDistribution``).
-    drift_guard : OriginHeaderGuard
+    drift_guard : OriginHeaderGuard or None
+        None in edge-signed mode (the distribution has no origin header).
+    edge_signing : EdgeSigning or None
+        Edge-signed mode's KeyValueStore, function and signing-key resources.
     rotation : RotationWorkflow
     alarms : OriginLockAlarms
     origin_ids : tuple[str, ...]
@@ -228,10 +238,24 @@ class OriginLock(LockConstruct):
         name_prefix: str | None = None,
         create_outputs: bool = True,
         lock_mode: LockMode = LockMode.ORIGIN_HEADER,
+        edge_signing_props: EdgeSigningProps | None = None,
     ) -> None:
         # Every setting is checked before anything joins the tree.
-        if lock_mode is not LockMode.ORIGIN_HEADER:
-            raise PropsError(f"lock_mode {lock_mode!r} is not supported")
+        edge_signed = lock_mode is LockMode.EDGE_SIGNED
+        if edge_signed:
+            edge_signing_props = edge_signing_props or EdgeSigningProps()
+            edge_signing_props.check()
+            if existing_distribution_obj is not None:
+                raise PropsError(
+                    "lock_mode EDGE_SIGNED needs the distribution OriginLock makes (leave out "
+                    "existing_distribution_obj): associating the signing function with your own "
+                    "distribution is not supported yet (docs/edge-signed.md)"
+                )
+            authorizer_props = self._edge_authorizer_props(
+                authorizer_props, existing_authorizer_obj, edge_signing_props.window_seconds()
+            )
+        elif edge_signing_props is not None:
+            raise PropsError("edge_signing_props needs lock_mode=LockMode.EDGE_SIGNED")
         prefix = name_prefix_of(scope, name_prefix)
         header = check_header_name(header_name)
         parameter = check_parameter_name(parameter_name or default_parameter_name(prefix))
@@ -294,6 +318,23 @@ class OriginLock(LockConstruct):
 
         web_acl_arn: str | None
         log_bucket_arn: str | None
+        self.edge_signing: EdgeSigning | None = None
+        if edge_signed:
+            authorizer = self.origin_authorizer
+            self.edge_signing = EdgeSigning(
+                self,
+                "EdgeSigning",
+                token=self.token,
+                header_name=header,
+                state_machine_name=machine_name,
+                # As a rotation's stage wait (functions/rotate/settings.py).
+                stage_wait_seconds=authorizer.max_age_seconds
+                + authorizer.refresh_interval_seconds
+                + 5,
+                props=edge_signing_props,
+                powertools_layer_version=powertools,
+            )
+        self.drift_guard: OriginHeaderGuard | None
         if existing_distribution_obj is None:
             self.edge: LockedDistribution | None = LockedDistribution(
                 self,
@@ -304,6 +345,7 @@ class OriginLock(LockConstruct):
                 state_machine_name=machine_name,
                 props=distribution_props,
                 powertools_layer_version=powertools,
+                edge_signing=self.edge_signing,
             )
             self.distribution = self.edge.distribution
             self.drift_guard = self.edge.header_value
@@ -348,6 +390,7 @@ class OriginLock(LockConstruct):
             log_bucket_arn=log_bucket_arn,
             props=rotation_props,
             name_prefix=prefix,
+            edge_signing=self.edge_signing,
         )
         self.alarms = OriginLockAlarms(
             self,
@@ -383,6 +426,28 @@ class OriginLock(LockConstruct):
     def state_machine(self) -> sfn.StateMachine:
         """The rotation workflow's state machine."""
         return self.rotation.state_machine
+
+    @staticmethod
+    def _edge_authorizer_props(
+        props: AuthorizerProps | None, existing: OriginAuthorizer | None, window: int
+    ) -> AuthorizerProps | None:
+        """Edge-signed mode: API Gateway's result TTL at most the window (a cached Allow would
+        otherwise outlive a token's acceptance; docs/edge-signed.md), the window by default."""
+        ttl = (
+            existing.results_cache_ttl_seconds
+            if existing is not None
+            else (
+                props or AuthorizerProps(results_cache_ttl=Duration.seconds(window))
+            ).cache_ttl_seconds()
+        )
+        if ttl > window:
+            raise PropsError(
+                f"the authorizer's results_cache_ttl ({ttl} s) exceeds the edge-signed window "
+                f"({window} s): a cached Allow would outlive the token it allowed"
+            )
+        if existing is None and props is None:
+            return AuthorizerProps(results_cache_ttl=Duration.seconds(window))
+        return props
 
     @staticmethod
     def _check_authorizer(

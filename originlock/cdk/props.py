@@ -36,10 +36,18 @@ class LockMode(enum.Enum):
     """How CloudFront proves that a request came through it.
 
     ``ORIGIN_HEADER``: a secret origin custom header, checked by the Lambda authorizer and
-    rotated by the workflow (the only mode today; docs/decisions.md, "Lock modes").
+    rotated by the workflow (docs/decisions.md, "Lock modes"). ``EDGE_SIGNED``: a CloudFront
+    Function signs every request with a key from a KeyValueStore; the header value lives for
+    minutes and a key changes in seconds (docs/edge-signed.md).
     """
 
     ORIGIN_HEADER = "origin-header"
+    EDGE_SIGNED = "edge-signed"
+
+    @property
+    def runtime_name(self) -> str:
+        """The mode as the functions name it (``LOCK_MODE``, the token document's ``mode``)."""
+        return "edge-signed" if self is LockMode.EDGE_SIGNED else "header"
 
 
 class TokenSource(enum.Enum):
@@ -179,9 +187,11 @@ class RotationProps:
     enabled
         Whether the schedule runs (rotations on demand work either way).
     drain
-        How long the previous value stays accepted after the switch is deployed.
+        How long the previous value stays accepted after the switch is deployed (``None``: 5
+        minutes; 60 s in edge-signed mode).
     poll_interval
-        How often the workflow asks CloudFront whether the switch is deployed.
+        How often the workflow asks CloudFront whether the switch is deployed (``None``: 30 s;
+        5 s in edge-signed mode).
     deploy_timeout
         How long it waits for CloudFront's Deployed before failing (the next run resumes).
     probe_path
@@ -191,8 +201,10 @@ class RotationProps:
 
     schedule: str = "rate(7 days)"
     enabled: bool = True
-    drain: Duration = field(default_factory=lambda: Duration.minutes(5))
-    poll_interval: Duration = field(default_factory=lambda: Duration.seconds(30))
+    # None: the lock mode's default (header: 5 minutes and 30 s; edge-signed: 60 s and 5 s,
+    # no distribution deployment to wait for).
+    drain: Duration | None = None
+    poll_interval: Duration | None = None
     deploy_timeout: Duration = field(default_factory=lambda: Duration.minutes(30))
     probe_path: str = "/"
 
@@ -205,11 +217,13 @@ class RotationProps:
         if not self.probe_path.startswith("/"):
             raise PropsError(f"probe_path must start with '/': {self.probe_path!r}")
 
-    def drain_seconds(self) -> int:
-        return seconds("drain", self.drain, 0, 86400)
+    def drain_seconds(self, edge_signed: bool = False) -> int:
+        default = Duration.seconds(60) if edge_signed else Duration.minutes(5)
+        return seconds("drain", self.drain or default, 0, 86400)
 
-    def poll_seconds(self) -> int:
-        return seconds("poll_interval", self.poll_interval, 1, 3600)
+    def poll_seconds(self, edge_signed: bool = False) -> int:
+        default = Duration.seconds(5) if edge_signed else Duration.seconds(30)
+        return seconds("poll_interval", self.poll_interval or default, 1, 3600)
 
     def deploy_timeout_seconds(self) -> int:
         return seconds("deploy_timeout", self.deploy_timeout, 60, 6 * 3600)
@@ -238,6 +252,40 @@ class AlarmProps:
         if interval is None:
             raise PropsError("AlarmProps.token_max_age is required with a cron(...) or at(...)")
         return 2 * interval
+
+
+@dataclass(frozen=True)
+class EdgeSigningProps:
+    """Edge-signed mode's tokens and key rotation (docs/edge-signed.md).
+
+    Attributes
+    ----------
+    window
+        How long the edges send one token (10 s to 1 hour). A leaked token is refused
+        (tolerance_windows + 1) windows + the authorizer's result TTL after its window began.
+        Fixed for a deployment's life: the function and the authorizers must agree on it.
+    tolerance_windows
+        How many windows a token may be behind or ahead of the authorizer's clock (0 to 10).
+    propagation_wait
+        How long a rotation waits after writing a key to the KeyValueStore before it checks,
+        through CloudFront, that the edges sign with it (AWS gives no per-edge signal).
+    """
+
+    window: Duration = field(default_factory=lambda: Duration.seconds(60))
+    tolerance_windows: int = 1
+    propagation_wait: Duration = field(default_factory=lambda: Duration.seconds(60))
+
+    def window_seconds(self) -> int:
+        return seconds("window", self.window, 10, 3600)
+
+    def check(self) -> None:
+        self.window_seconds()
+        if not isinstance(self.tolerance_windows, int) or not 0 <= self.tolerance_windows <= 10:
+            raise PropsError("tolerance_windows must be a whole number from 0 to 10")
+        self.propagation_seconds()
+
+    def propagation_seconds(self) -> int:
+        return seconds("propagation_wait", self.propagation_wait, 1, 3600)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ fingerprints, and this is the second line of defence.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
@@ -23,6 +24,9 @@ from originlock.cdk.findings import LOGS_WITHOUT_SECRETS, skip_checkov
 from originlock.cdk.functions import LOG_RETENTION, PythonFunction, acknowledge, nag_arn
 from originlock.cdk.props import RotationProps, check_header_name, name_prefix_of
 from originlock.cdk.token_parameter import TokenParameter
+
+if TYPE_CHECKING:  # edge_signing uses this module's executions_arn
+    from originlock.cdk.edge_signing import EdgeSigning
 from originlock.constants import (
     API_STAGE,
     METRICS_NAMESPACE,
@@ -116,6 +120,7 @@ class RotationWorkflow(Construct):
         log_bucket_arn: str | None = None,
         props: RotationProps | None = None,
         name_prefix: str | None = None,
+        edge_signing: EdgeSigning | None = None,
     ) -> None:
         props = props or RotationProps()
         props.check()
@@ -137,9 +142,9 @@ class RotationWorkflow(Construct):
             "AUTHORIZER_FUNCTION_NAME": authorizer.function.function_name,
             "AUTHORIZER_REFRESH_INTERVAL_SECONDS": str(authorizer.refresh_interval_seconds),
             "AUTHORIZER_MAX_AGE_SECONDS": str(authorizer.max_age_seconds),
-            "POLL_INTERVAL_SECONDS": str(props.poll_seconds()),
+            "POLL_INTERVAL_SECONDS": str(props.poll_seconds(edge_signing is not None)),
             "DEPLOY_TIMEOUT_SECONDS": str(props.deploy_timeout_seconds()),
-            "DRAIN_SECONDS": str(props.drain_seconds()),
+            "DRAIN_SECONDS": str(props.drain_seconds(edge_signing is not None)),
             "PROBE_URL": probe_url,
             "API_URL": api_url,
             "POWERTOOLS_SERVICE_NAME": ROTATE_SERVICE,
@@ -147,6 +152,16 @@ class RotationWorkflow(Construct):
             # Empty: every origin that carries the header (rotate/settings.py).
             "ORIGIN_IDS": ",".join(origin_ids) or None,
         }
+        if edge_signing is not None:
+            # What the edges sign with is the KeyValueStore's key (functions/rotate/settings.py).
+            environment |= {
+                "LOCK_MODE": "edge-signed",
+                "KVS_ARN": edge_signing.store.key_value_store_arn,
+                "EDGE_FUNCTION_NAME": edge_signing.function.function_name,
+                "EDGE_WINDOW_SECONDS": str(edge_signing.window_seconds),
+                "EDGE_TOLERANCE_WINDOWS": str(edge_signing.tolerance_windows),
+                "EDGE_PROPAGATION_SECONDS": str(edge_signing.propagation_seconds),
+            }
 
         self.rotate = PythonFunction(
             self,
@@ -159,6 +174,8 @@ class RotationWorkflow(Construct):
             # the worst-case revoke bound (every invocation at this timeout, docs/runbook.md)
             # must stay inside the execution's 2-hour timeout.
             timeout=Duration.minutes(2),
+            # SigV4A for the KeyValueStore API (edge-signed mode only).
+            extra_layers=[edge_signing.layer] if edge_signing is not None else [],
             no_dead_letter_queue=(
                 "Invoked synchronously by Step Functions, whose Retry and Catch handle every "
                 "failure (a failed execution raises the RotationFailed alarm)."
@@ -166,7 +183,9 @@ class RotationWorkflow(Construct):
         )
         if token.key is not None:
             self.rotate.function.add_environment("KMS_KEY_ID", token.key.key_arn)
-        self._grant_rotate(token, authorizer, api_id, api_stage, web_acl_arn, log_bucket_arn)
+        self._grant_rotate(
+            token, authorizer, api_id, api_stage, web_acl_arn, log_bucket_arn, edge_signing
+        )
 
         self.log_group = logs.LogGroup(
             self,
@@ -227,6 +246,7 @@ class RotationWorkflow(Construct):
         api_stage: str,
         web_acl_arn: str | None,
         log_bucket_arn: str | None,
+        edge_signing: EdgeSigning | None,
     ) -> None:
         role = self.rotate.role
         token.grant_read_write(role)
@@ -240,16 +260,30 @@ class RotationWorkflow(Construct):
         role.add_to_policy(
             iam.PolicyStatement(actions=["ssm:PutParameter"], resources=[token.lock_takeover_arn])
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "cloudfront:GetDistribution",
-                    "cloudfront:GetDistributionConfig",
-                    "cloudfront:UpdateDistribution",
-                ],
-                resources=[self.distribution_arn],
+        if edge_signing is not None:
+            # Edge-signed mode never updates the distribution: it reads it (a static origin
+            # header left by a mode switch, the deployment status), writes the store's key and
+            # asks CloudFront to run the published function.
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["cloudfront:GetDistribution", "cloudfront:GetDistributionConfig"],
+                    resources=[self.distribution_arn],
+                )
             )
-        )
+            edge_signing.grant_store(role)
+            edge_signing.grant_test_function(role)
+            web_acl_arn = log_bucket_arn = None
+        else:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=[
+                        "cloudfront:GetDistribution",
+                        "cloudfront:GetDistributionConfig",
+                        "cloudfront:UpdateDistribution",
+                    ],
+                    resources=[self.distribution_arn],
+                )
+            )
         if web_acl_arn is not None:
             # UpdateDistribution on a distribution with a web ACL: CloudFront checks that the
             # caller may read that web ACL ("InvalidWebACLId: Web ACL is not accessible by the

@@ -1,4 +1,4 @@
-"""Synthesize the CDK app once per session, offline, in four configurations.
+"""Synthesize the CDK app once per session, offline, in five configurations.
 
 * ``synth``: cdk.json's defaults in eu-west-1 (so the web ACL crosses regions),
   with an alarm e-mail.
@@ -12,8 +12,10 @@
   as a plain export instead of CDK's cross-region reader.
 * ``attach``: attach mode (``-c attach=true``) from ids alone: an API, a distribution and
   one of its origins, the blog's parameter, an existing web ACL; no AWS call.
+* ``edge``: edge-signed mode (``-c lockMode=edge-signed``): the signing function, its
+  KeyValueStore and the signing-key resources instead of the origin header and its guard.
 
-All four synthesize under moto with the token parameter seeded with a known value:
+All five synthesize under moto with the token parameter seeded with a known value:
 if anything read it at synth time, the secret scan would find it.
 """
 
@@ -65,6 +67,13 @@ ATTACH_CONTEXT = {
     "distributionDomainName": "d111111abcdef8.cloudfront.net",
     "parameterName": "/blog/cf-api-gateway-token",
     "webAclArn": "arn:aws:wafv2:us-east-1:111111111111:global/webacl/blog/0f1e2d3c",
+}
+# Edge-signed mode (docs/edge-signed.md): a CloudFront Function signs with a KeyValueStore's key.
+EDGE_CONTEXT = {
+    "stackName": "EdgeLock",
+    "region": "eu-west-1",
+    "account": ACCOUNT,
+    "lockMode": "edge-signed",
 }
 
 
@@ -166,10 +175,15 @@ def attach(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
     yield synthesize(ATTACH_CONTEXT, tmp_path_factory.mktemp("cdk-attach"))
 
 
+@pytest.fixture(scope="session")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+    yield synthesize(EDGE_CONTEXT, tmp_path_factory.mktemp("cdk-edge"))
+
+
 # The configurations of the locked-down app (OriginlockStack).
 CONFIGURATIONS = ["synth", "variant", "defaults"]
 # Every synthesized configuration: the scans that must hold for any of them run on each.
-SCANNED = [*CONFIGURATIONS, "attach"]
+SCANNED = [*CONFIGURATIONS, "attach", "edge"]
 
 
 def of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:

@@ -20,7 +20,7 @@ ACCEPTED_WARNINGS = {"W3005"}
 
 
 # The main stack, plus the web ACL's stack unless WAF is off (never in attach mode).
-TEMPLATES = {"synth": 2, "variant": 1, "defaults": 2, "attach": 1}
+TEMPLATES = {"synth": 2, "variant": 1, "defaults": 2, "attach": 1, "edge": 2}
 
 
 @pytest.mark.parametrize("which", SCANNED)

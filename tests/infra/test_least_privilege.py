@@ -13,7 +13,7 @@ from tests.infra.conftest import SCANNED, Synth, as_list, flatten, of_type, poli
 pytestmark = pytest.mark.infra
 
 # The synthesized stacks' names (cdk.json's default, the variant's, the attach stack's).
-STACK = "(Originlock|Staging|BlogLock)"
+STACK = "(Originlock|Staging|BlogLock|EdgeLock)"
 # The attach configuration's (the blog's) parameter.
 BLOG_PARAMETER = "blog/cf-api-gateway-token"
 # (role path fragment, actions, resource pattern): the wildcards AWS forces.
@@ -40,6 +40,13 @@ ALLOWED_WILDCARDS: list[tuple[str, frozenset[str] | None, str]] = [
     # The drift guard asks whether the lock's holder still runs.
     (
         "EdgeOriginHeaderValueProviderRole",
+        frozenset({"states:DescribeExecution"}),
+        rf":{STACK}-rotation:\*$",
+    ),
+    # Edge-signed mode's signing-key resource, like the drift guard, refuses while a rotation
+    # runs.
+    (
+        "EdgeSigningProviderRole",
         frozenset({"states:DescribeExecution"}),
         rf":{STACK}-rotation:\*$",
     ),
