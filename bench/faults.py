@@ -114,6 +114,9 @@ SSM_THROTTLED, SSM_NOT_ANSWERING, SSM_BEYOND_STALENESS, SSM_COLD = FAULTS[-4:]
 # some requests meet an instance that has no copy. After SSM recovers, a new instance reads
 # again within its retry interval; allow that and the clients' own round trip.
 COLD_OUTAGE = 2.5
+COLD_OUTAGE_LIMIT = 20.0
+COLD_READS_FAILED = 3
+COLD_REQUESTS = 20
 
 
 @dataclass
@@ -434,7 +437,15 @@ class FaultScenario(Observer):
             assert sb.api is not None
             sb.api.reset_cache(sb.api.api_id, STAGE)
             started = time.monotonic()
-            time.sleep(COLD_OUTAGE)
+            before = faults.injected
+            # At least COLD_OUTAGE, and long enough for the new instances to have met the outage
+            # and for some requests to have ended meanwhile (a loaded machine is slow to send).
+            while time.monotonic() < started + COLD_OUTAGE_LIMIT:
+                time.sleep(0.1)
+                met = faults.injected - before >= COLD_READS_FAILED
+                sent = sum(1 for r in self.records(kind=LEGIT) if r.started >= started)
+                if time.monotonic() >= started + COLD_OUTAGE and met and sent >= COLD_REQUESTS:
+                    break
         finally:
             faults.stop()
         ended = time.monotonic()
