@@ -121,13 +121,22 @@ class Cdk:
             )
 
 
+def construct_path(cdk_path: str) -> str:
+    """A resource's ``aws:cdk:path`` inside its stack, as the rehearsal names it
+    (``Rotation/Rotate/Function/Resource``): without the stack and without the ``Default``
+    segments (the app hands its API to the library's OriginLock under the id ``Default``, which
+    CDK leaves out of logical ids too)."""
+    inside = cdk_path.split("/", 1)[-1]
+    return "/".join(part for part in inside.split("/") if part != "Default")
+
+
 def resource_paths(assembly: Path, stack: str) -> dict[str, str]:
     """Logical id -> construct path (``Edge/OriginHeaderValue/Resource``) of a stack."""
     template = json.loads((assembly / f"{stack}.template.json").read_text())
     paths = {}
     for logical_id, resource in template["Resources"].items():
         path = (resource.get("Metadata") or {}).get("aws:cdk:path", logical_id)
-        paths[logical_id] = path.split("/", 1)[-1].removesuffix("/Default")
+        paths[logical_id] = construct_path(path)
     return paths
 
 

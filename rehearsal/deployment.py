@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from originlock.document import TokenDocument, fingerprint
+from rehearsal.cdk import construct_path
 from rehearsal.emulator import Ministack
 from rehearsal.errors import RehearsalError
 
@@ -71,11 +72,11 @@ class Deployment:
         """The logical id of the resource at construct *path* (``Rotation/Rotate/Function``)."""
 
         def short(text: str) -> str:
-            return text.removesuffix("/Default").removesuffix("/Resource")
+            return text.removesuffix("/Resource")
 
         for logical_id, resource in self.template["Resources"].items():
             found = (resource.get("Metadata") or {}).get("aws:cdk:path", "")
-            if short(found.split("/", 1)[-1]) == short(path):
+            if short(construct_path(found)) == short(construct_path(f"stack/{path}")):
                 return str(logical_id)
         raise RehearsalError(f"no resource at {path} in the {self.stack} template")
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rehearsal.cdk import construct_path
 from rehearsal.deployment import Deployment
 from rehearsal.errors import RehearsalError
 from rehearsal.exercises import Exercise, Refused
@@ -141,10 +142,8 @@ def _paths(template: dict[str, Any], known: dict[str, str] | None = None) -> dic
         path = (known or {}).get(logical_id) or (resource.get("Metadata") or {}).get(
             "aws:cdk:path", logical_id
         )
-        inside = path.split("/", 1)[-1].removesuffix("/Resource")
-        # The app hands its API to the library's OriginLock under the id "Default", which CDK
-        # leaves out of logical ids: left out here too, the table names what it always named.
-        paths[logical_id] = "/".join(part for part in inside.split("/") if part != "Default")
+        # Without "Default" (rehearsal.cdk.construct_path): the table names what it always named.
+        paths[logical_id] = construct_path(path).removesuffix("/Resource")
     return paths
 
 
