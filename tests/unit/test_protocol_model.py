@@ -195,6 +195,8 @@ class Clock:
 class LockRecord:
     execution: str
     priority: int
+    # rotate.adapters.Holder.settle_until: writes it waits for may land until then.
+    settle_until: float | None = None
 
 
 @dataclass
@@ -327,19 +329,26 @@ class Lock:
         if held is None or held.execution == execution_id:
             self.world.lock = record
             return result
+        now = self.world.clock.now
+        inherited = held.settle_until is not None and held.settle_until > now
         busy, running = self._busy(held.execution)
         if not busy:
+            if inherited:
+                record.settle_until = now + FENCE_SETTLE
             self.world.lock = record
-            return {**result, "took_over": held.execution}
+            return {**result, "took_over": held.execution, "settle": inherited}
         if mine > 0 and (mine > held.priority or not running):
             in_flight = any(w.execution == held.execution for w in self.world.pending_writes)
+            settle = in_flight or inherited
+            if settle:
+                record.settle_until = now + FENCE_SETTLE
             self.world.lock = record
             if running:
                 self.model.stop(held.execution)
             return {
                 **result,
                 "preempted": {"execution": held.execution, "was_running": running},
-                "settle": in_flight,
+                "settle": settle,
             }
         if detail.get("trigger") == "schedule":
             return {**result, "acquired": False, "skipped": "held"}
@@ -2000,17 +2009,7 @@ def test_the_model_catches_a_key_signed_with_before_every_instance_has_it(
         run(model, model.running[0])
 
 
-# -- a product bug the model found (reported; see the reason) -------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "rotate.adapters.Lock.acquire asks for the fence settle only when the holder it "
-        "preempts has a Lambda step in flight; a holder waiting in FenceSettle has none, so a "
-        "revoke that preempts it does not settle, and the first holder's write lands after "
-        "the revoke's"
-    ),
-)
+# -- a product bug the model found, fixed: a revoke that preempts a settling holder settles --
 def test_a_revoke_that_preempts_a_settling_revoke_still_waits_for_the_first_holders_write() -> None:
     # Given a rotation whose staging write is in flight, preempted by a revoke previous that
     # waits the fence settle
@@ -2029,8 +2028,9 @@ def test_a_revoke_that_preempts_a_settling_revoke_still_waits_for_the_first_hold
     model.trigger_revoke_all()
     model.advance(0)
 
-    # Then it should still wait for the rotation's write; it does not: the write lands after
-    # the revoke's, the revoked value comes back and the value CloudFront sends is refused
+    # Then it still waits for the rotation's write (the settling revoke's record says until
+    # when): the write lands before the revoke's, nothing revoked comes back, and every value
+    # CloudFront sends stays accepted
     for _ in range(10):
         model.advance(2.5)
         model.check_all()
