@@ -9,7 +9,8 @@ mode makes sure, before it finishes, that
    the window and the tolerance) and a key in one of its slots;
 2. every authorizer instance has had that document for the stage wait (the max age and
    more), and only then
-3. the store holds that key.
+3. the store holds that key, for the propagation wait before the resource answers (every
+   edge's copy of the store has it before any edge can run the function).
 
 The stack holds two of these resources. One comes *before* the distribution (the distribution
 depends on it): when the distribution already exists (a header-mode stack switching modes) it
@@ -183,6 +184,7 @@ def signing_key(
     window = int(_number(properties, "WindowSeconds"))
     tolerance = int(_number(properties, "ToleranceWindows"))
     stage_wait = _number(properties, "StageWaitSeconds")
+    propagation = _number(properties, "PropagationSeconds")
     try:
         check_signing_settings(distribution, window, tolerance)
     except EdgeTokenError as exc:
@@ -216,4 +218,8 @@ def signing_key(
         )
     if stored != key:
         keys.write(key, etag)
+        # No edge may run the function before its copy of the store has the key (AWS gives no
+        # per-edge signal): the distribution that depends on this resource waits as long as a
+        # rotation does after its write (found by the protocol model).
+        sleep(propagation)
     return SigningOutcome(STAGED, key_id(key), lock_state)

@@ -26,7 +26,7 @@ from constructs import Construct
 
 from originlock.bundle import awscrt_layer_dir, functions_dir
 from originlock.cdk.functions import RUNTIME, PythonFunction, acknowledge
-from originlock.cdk.props import EdgeSigningProps, check_header_name
+from originlock.cdk.props import EdgeSigningProps, PropsError, check_header_name
 from originlock.cdk.rotation import executions_arn, executions_nag_id
 from originlock.cdk.token_parameter import TokenParameter
 from originlock.constants import SIGNING_KEY_PROVIDER_HANDLER, SIGNING_KEY_RESOURCE_TYPE
@@ -124,7 +124,15 @@ class EdgeSigning(Construct):
             comment="originlock: signs the origin header with the KeyValueStore's key",
         )
         self.layer = awscrt_layer(self)
-        timeout = min(MAX_FUNCTION_SECONDS, stage_wait_seconds + PROVIDER_MARGIN_SECONDS)
+        waits = stage_wait_seconds + self.propagation_seconds
+        if waits + PROVIDER_MARGIN_SECONDS > MAX_FUNCTION_SECONDS:
+            raise PropsError(
+                f"the signing-key resource would wait {waits} s (the authorizers' stage wait "
+                f"and the propagation wait), more than a custom resource's function may run "
+                f"({MAX_FUNCTION_SECONDS - PROVIDER_MARGIN_SECONDS} s): shorten the "
+                "authorizer's max age or the propagation wait"
+            )
+        timeout = waits + PROVIDER_MARGIN_SECONDS
         self.provider = PythonFunction(
             self,
             "Provider",
@@ -180,6 +188,7 @@ class EdgeSigning(Construct):
             "WindowSeconds": str(self.window_seconds),
             "ToleranceWindows": str(self.tolerance_windows),
             "StageWaitSeconds": str(stage_wait_seconds),
+            "PropagationSeconds": str(self.propagation_seconds),
         }
         if token.key is not None:
             self._properties["KeyId"] = token.key.key_arn

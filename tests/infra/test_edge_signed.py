@@ -116,10 +116,11 @@ def test_a_key_is_put_in_place_before_and_after_the_distribution(edge: Synth) ->
     for key in keys.values():
         properties = key["Properties"]
         assert properties["StageWaitSeconds"] == str(stage_wait)
+        assert properties["PropagationSeconds"] == "60"
         assert (properties["WindowSeconds"], properties["ToleranceWindows"]) == ("60", "1")
-    # and the provider function outlives that wait
+    # and the provider function outlives both waits
     provider = template["Resources"][function_named(template, "EdgeSigningProvider")]
-    assert provider["Properties"]["Timeout"] > stage_wait
+    assert provider["Properties"]["Timeout"] > stage_wait + 60
 
 
 def test_the_authorizer_result_ttl_is_at_most_the_window(edge: Synth) -> None:

@@ -34,6 +34,7 @@ PARAMETER = "/originlock/stack/origin-token"
 STACK_ID = "arn:aws:cloudformation:eu-west-1:123456789012:stack/stack/0c1a"
 DISTRIBUTION = "E2QWRUHAPOMQZL"
 STAGE_WAIT = 131.0
+PROPAGATION = 60.0
 
 
 class Events(list[str]):
@@ -89,6 +90,7 @@ def properties(**extra: str) -> dict[str, str]:
         "WindowSeconds": "60",
         "ToleranceWindows": "1",
         "StageWaitSeconds": str(STAGE_WAIT),
+        "PropagationSeconds": str(PROPAGATION),
     }
     return base | extra
 
@@ -140,8 +142,9 @@ def test_signing_key_switching_modes_stages_a_key_waits_then_writes_the_store() 
     assert document.signing == Signing(DISTRIBUTION, 60, 1)
     assert document.current == header_value
     assert document.pending is not None and document.pending == world.keys.key
-    assert world.events == ["document written", "waited", "store written"]
-    assert world.waited == [STAGE_WAIT]
+    assert world.events == ["document written", "waited", "store written", "waited"]
+    # (the stage wait, then the propagation wait before the distribution may deploy)
+    assert world.waited == [STAGE_WAIT, PROPAGATION]
     # and CloudFormation learns the key id, never the key
     assert outcome.state == STAGED  # type: ignore[attr-defined]
     assert outcome.data() == {"KeyId": key_id(document.pending), "State": STAGED}  # type: ignore[attr-defined]
