@@ -15,11 +15,15 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Checkov pins many packages of its own: it gets its own environment, never .venv.
 CHECKOV_ENV := $(TOOLS)/checkov
 CHECKOV_LOCK := tools/checkov-requirements.txt
+# Edge-signed mode's awscrt layer (see its rule below).
+AWSCRT_LAYER := .tools/layers/awscrt
+AWSCRT_LOCK := tools/awscrt-layer-requirements.txt
 
 .PHONY: demo test lint typecheck unit bench soak synth deploy destroy sandbox clean setup \
-	checkov checkov-env checkov-lock
+	checkov checkov-env checkov-lock awscrt-lock rehearse rehearse-lock smoke \
+	synth-attach deploy-attach destroy-attach wheel
 
-setup: $(VENV)/.synced node_modules/.synced
+setup: $(VENV)/.synced node_modules/.synced $(AWSCRT_LAYER).synced
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -38,6 +42,20 @@ $(CHECKOV_ENV)/.synced: $(CHECKOV_LOCK) | $(UV)
 	touch $@
 
 checkov-env: $(CHECKOV_ENV)/.synced
+
+# The awscrt layer of edge-signed mode (SigV4A for the KeyValueStore API): the wheel for
+# Lambda's arm64 Python 3.13, installed exactly as locked (hashes), no Docker. Regenerate the
+# lock with `make awscrt-lock` after changing tools/awscrt-layer-requirements.in.
+$(AWSCRT_LAYER).synced: $(AWSCRT_LOCK) | $(UV)
+	rm -rf $(AWSCRT_LAYER)
+	$(UV) pip install --quiet --target $(AWSCRT_LAYER)/python --python-version 3.13 \
+		--python-platform aarch64-manylinux_2_17 --only-binary :all: --require-hashes \
+		-r $(AWSCRT_LOCK)
+	touch $@
+
+awscrt-lock: | $(UV)
+	$(UV) pip compile --quiet --python-version 3.13 --python-platform aarch64-manylinux_2_17 \
+		--generate-hashes tools/awscrt-layer-requirements.in -o $(AWSCRT_LOCK)
 
 # Regenerate the lock after changing tools/checkov-requirements.in.
 checkov-lock: | $(UV)
@@ -67,7 +85,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 typecheck: setup
-	$(VENV)/bin/mypy functions infra originlock tests bench
+	$(VENV)/bin/mypy functions infra originlock tests bench rehearsal
 
 unit: setup
 	$(VENV)/bin/pytest tests/unit
@@ -94,5 +112,57 @@ deploy: setup
 destroy: setup
 	npx --no-install cdk destroy --all
 
+# The deploy rehearsal (docs/rehearsal.md): ministack in an environment of its own (it pins an
+# older botocore than .venv), and the Powertools layer it publishes under the AWS-managed ARN.
+MINISTACK := $(TOOLS)/ministack
+POWERTOOLS_LAYER := $(TOOLS)/rehearsal/powertools-layer
+REHEARSE_ARGS ?=
+
+$(MINISTACK)/.synced: rehearsal/requirements.txt | $(UV)
+	rm -rf $(MINISTACK)
+	$(UV) venv --quiet --python $(PYTHON) $(MINISTACK)
+	$(UV) pip sync --quiet --python $(MINISTACK)/bin/python --require-hashes rehearsal/requirements.txt
+	touch $@
+
+$(POWERTOOLS_LAYER)/.synced: rehearsal/layer-requirements.txt $(MINISTACK)/.synced
+	rm -rf $(POWERTOOLS_LAYER)
+	$(UV) pip install --quiet --python $(MINISTACK)/bin/python --no-deps --require-hashes \
+		--target $(POWERTOOLS_LAYER)/python -r rehearsal/layer-requirements.txt
+	touch $@
+
+# Regenerate both locks after changing rehearsal/*.in.
+rehearse-lock: | $(UV)
+	$(UV) pip compile --quiet --python-version 3.11 --generate-hashes \
+		rehearsal/requirements.in -o rehearsal/requirements.txt
+	$(UV) pip compile --quiet --python-version 3.11 --generate-hashes --no-deps \
+		rehearsal/layer-requirements.in -o rehearsal/layer-requirements.txt
+
+rehearse: setup $(MINISTACK)/.synced $(POWERTOOLS_LAYER)/.synced
+	$(PY) -m rehearsal $(REHEARSE_ARGS)
+
+# After `make deploy`: the same checks against the real stack (STACK=... for another name).
+STACK ?= Originlock
+smoke: setup
+	$(PY) -m originlock.smoke --stack $(STACK) $(SMOKE_ARGS)
+
+# Attach mode: originlock for an API and a distribution made elsewhere, named by their ids
+# (docs/deploy.md, "Attach to an existing API and distribution"). Offline for synth, e.g.
+#   make synth-attach CONTEXT="-c apiId=a1b2c3d4e5 -c distributionId=E1ABCDEF2GHIJK"
+CONTEXT ?=
+synth-attach: setup
+	npx --no-install cdk synth --quiet -c attach=true $(CONTEXT)
+
+deploy-attach: setup
+	$(VENV)/bin/originlock doctor -c attach=true $(CONTEXT)
+	npx --no-install cdk deploy --all -c attach=true $(CONTEXT)
+
+destroy-attach: setup
+	npx --no-install cdk destroy --all -c attach=true $(CONTEXT)
+
+# The wheel `pip install originlock` installs (dist/): the CLI, the constructs, the Lambda code
+# and the workflow (tests/e2e/test_wheel.py installs it outside the checkout).
+wheel: | $(UV)
+	$(UV) build --wheel --quiet --out-dir dist
+
 clean:
-	rm -rf $(VENV) $(TOOLS) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(TOOLS) node_modules cdk.out dist .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -54,6 +54,7 @@ from typing import Any
 from originlock import operations
 from originlock.observe import LEGIT, Observer, Run
 from originlock.sandbox import Sandbox, SandboxTimings
+from originlock.sandbox.apigateway import STAGE
 from originlock.traffic import Sent, Traffic, rejected
 
 # The sandbox's timings while faults are injected: a rotation takes ~4 s.
@@ -97,22 +98,25 @@ ROTATE_STATES = {
 # it leaves the lock held by a failed execution, which the next run must take over.
 CRASH_WHEN = {"release_lock": "before"}
 
-SSM_THROTTLED = "SSM throttled (authorizer), within max staleness"
-SSM_NOT_ANSWERING = "SSM not answering (authorizer), within max staleness"
 FAULTS = (
     "CloudFront throttles Stage",
     "CloudFront throttles the switch",
     "PreconditionFailed storm",
     *(f"crash in {step}" for step in ROTATE_STATES),
     "deployment never finishes",
-    SSM_THROTTLED,
-    SSM_NOT_ANSWERING,
+    "SSM throttled (authorizer), within max staleness",
+    "SSM not answering (authorizer), within max staleness",
     "SSM unreachable beyond max staleness",
     "SSM failing for new instances",
 )
-# After SSM recovers, a new instance reads again within its retry interval; allow that and
-# the clients' own round trip.
-COLD_OUTAGE = 1.0
+SSM_THROTTLED, SSM_NOT_ANSWERING, SSM_BEYOND_STALENESS, SSM_COLD = FAULTS[-4:]
+# Longer than a cold instance's retries inside one invocation (about 0.4-1.1 s of pauses), so
+# some requests meet an instance that has no copy. After SSM recovers, a new instance reads
+# again within its retry interval; allow that and the clients' own round trip.
+COLD_OUTAGE = 2.5
+COLD_OUTAGE_LIMIT = 20.0
+COLD_READS_FAILED = 3
+COLD_REQUESTS = 20
 
 
 @dataclass
@@ -355,7 +359,7 @@ class FaultScenario(Observer):
         sb = self.sandbox
         faults = sb.ssm_faults
         assert faults is not None
-        fault = FAULTS[-2]
+        fault = SSM_BEYOND_STALENESS
         self.phase(fault)
         before = faults.injected
         outage_start = time.monotonic()
@@ -394,25 +398,28 @@ class FaultScenario(Observer):
         )
 
     def cold_instances_during_an_outage(self) -> FaultRow:
-        """New instances meet an SSM outage; ours lose nothing once it ends, the authorizer
-        as it was (a cached Deny) loses requests for the TTL after it ends."""
+        """New instances meet an SSM outage. Ours retry within the invocation, then fail it
+        (500, cached by nobody): no legitimate request is refused with a Deny, none is lost
+        once SSM answers. The authorizer as it was denies, and API Gateway serves that Deny
+        from its cache to every request with the same value for the TTL."""
         sb = self.sandbox
         faults = sb.ssm_faults
         assert faults is not None
-        fault = FAULTS[-1]
+        fault = SSM_COLD
         self.phase(fault)
         before = faults.injected
         ours = self._cold_outage("ours")
         with denying_when_uncertain():
             baseline = self._cold_outage("as it was")
         tried = faults.injected - before
-        ok = ours["lost_after"] == 0 and baseline["lost_after"] > 0 and ours["cached_403"] == 0
+        ok = ours["lost_after"] == 0 and ours["denied"] == 0 and baseline["denied"] > 0
         return self.row(
             fault,
             tried,
             ok,
-            f"ours: {ours['during']} failed (500, uncached) during the outage, "
-            f"{ours['lost_after']} lost after it; the authorizer as it was (a cached Deny): "
+            f"ours: {ours['during']} failed (500, not cached), none denied, "
+            f"{ours['lost_after']} lost after it; the authorizer as it was: "
+            f"{baseline['denied']} denied (403, the Deny cached by API Gateway), "
             f"{baseline['lost_after']} lost after SSM recovered",
             [],
             window_lost=ours["during"] + baseline["during"] + baseline["lost_after"],
@@ -426,8 +433,19 @@ class FaultScenario(Observer):
         try:
             # Fresh instances (a configuration change), whose first reads fail
             sb.update_function_env(sb.authorizer_function, {"ORIGINLOCK_FAULT": label})
+            # and API Gateway's cache emptied (as a revoke does), so requests reach them
+            assert sb.api is not None
+            sb.api.reset_cache(sb.api.api_id, STAGE)
             started = time.monotonic()
-            time.sleep(COLD_OUTAGE)
+            before = faults.injected
+            # At least COLD_OUTAGE, and long enough for the new instances to have met the outage
+            # and for some requests to have ended meanwhile (a loaded machine is slow to send).
+            while time.monotonic() < started + COLD_OUTAGE_LIMIT:
+                time.sleep(0.1)
+                met = faults.injected - before >= COLD_READS_FAILED
+                sent = sum(1 for r in self.records(kind=LEGIT) if r.started >= started)
+                if time.monotonic() >= started + COLD_OUTAGE and met and sent >= COLD_REQUESTS:
+                    break
         finally:
             faults.stop()
         ended = time.monotonic()
@@ -438,7 +456,7 @@ class FaultScenario(Observer):
         return {
             "during": len([r for r in rejected(legit) if r.started < recovered]),
             "lost_after": len(after),
-            "cached_403": sum(1 for r in rejected(legit) if r.status == 403),
+            "denied": sum(1 for r in rejected(legit) if r.status == 403),
         }
 
     # -- all -------------------------------------------------------------------------------------
@@ -463,7 +481,6 @@ class FaultScenario(Observer):
         if self.awaiting is not None:
             self.awaiting[0].survived = False  # no run followed it
         self._authorizer_staleness(SHORT_STALENESS)
-        # By name: indices counted from the end shifted when a row was added after them.
         self.ssm_outage(SSM_THROTTLED, "throttle")
         self.ssm_outage(SSM_NOT_ANSWERING, "timeout")
         self._authorizer_staleness(SMALL_STALENESS)
@@ -475,11 +492,15 @@ class FaultScenario(Observer):
 
 @contextlib.contextmanager
 def denying_when_uncertain() -> Iterator[None]:
-    """The authorizer as it was, for the comparison row only: where it cannot be certain (no
-    copy, or one it could not refresh) it denies, and API Gateway caches that Deny."""
+    """The authorizer as it was, for the comparison row only: a cold instance reads once (no
+    retry inside the invocation), and where it cannot be certain (no copy, or one it could not
+    refresh) it denies, and API Gateway caches that Deny."""
+    from authorizer import cache
     from authorizer.cache import AcceptedSetCache, Decision
 
     decide = AcceptedSetCache.decide
+    pauses = cache.FIRST_READ_PAUSES
+    cache.FIRST_READ_PAUSES = ()
 
     def old(self: AcceptedSetCache, presented: bytes, deadline: float | None = None) -> Decision:
         decision = decide(self, presented, deadline)
@@ -490,6 +511,7 @@ def denying_when_uncertain() -> Iterator[None]:
         yield
     finally:
         AcceptedSetCache.decide = decide  # type: ignore[method-assign]
+        cache.FIRST_READ_PAUSES = pauses
 
 
 def _overlaps(record: Sent, start: float, end: float) -> bool:

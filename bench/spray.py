@@ -12,7 +12,7 @@ through one token bucket that stands for the account's quota. Instances start sp
 ten seconds (Lambda adds at most 1,000 execution environments per 10 s to a function).
 Figures per fleet size (50, 200, 1,000):
 
-* **ours, budgeted**: the max age the CDK app derives from the budget (``infra/budget.py``:
+* **ours, budgeted**: the max age the CDK app derives from the budget (``originlock/budget.py``:
   10 reads/s by default) for that fleet: reads per second, peak and mean, after the first
   cycle;
 * **ours, max age 60 s**: the same cache with the configured max age, not derived — what the
@@ -35,7 +35,7 @@ from typing import Any
 
 from authorizer.cache import AcceptedSetCache, Decision
 from bench.common import machine, write_result
-from infra.budget import JITTER, fleet_reads_per_second, max_age_for_budget
+from originlock.budget import JITTER, fleet_reads_per_second, max_age_for_budget
 from tokens.document import TokenDocument, generate_token
 from tokens.store import StoreError
 

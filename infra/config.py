@@ -1,4 +1,5 @@
-"""The app's settings, read once from CDK context (cdk.json, or ``-c key=value``)."""
+"""The app's settings, read once from CDK context (cdk.json, or ``-c key=value``), and the
+construct library's props made of them: the constructs never see this object."""
 
 from __future__ import annotations
 
@@ -7,17 +8,36 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from infra.budget import DEFAULT_MAX_INSTANCES, max_age_for_budget
-from infra.constants import CONTEXT_DEFAULTS
+from aws_cdk import Duration
 
-_HEADER = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+$")
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
-_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
-_PARAMETER = re.compile(r"^[A-Za-z0-9_.\-/]{1,1011}$")
+from infra.constants import CONTEXT_DEFAULTS
+from originlock.budget import DEFAULT_MAX_INSTANCES, max_age_for_budget
+from originlock.cdk.props import (
+    HEADER_NAME,
+    NAME_PREFIX,
+    PARAMETER_NAME,
+    AlarmProps,
+    AuthorizerProps,
+    DistributionProps,
+    EdgeSigningProps,
+    LockMode,
+    RotationProps,
+    TokenSource,
+)
+from originlock.cdk.props import default_parameter_name as _default_parameter_name
+from originlock.cdk.props import rate_seconds as rate_seconds
+
+_HEADER = HEADER_NAME
+_PARAMETER = PARAMETER_NAME
 # A CloudFormation stack name; 55 characters at most, because the schedule is named
 # "<stack name>-rotation" and EventBridge Scheduler allows 64.
-_STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,54}$")
-TOKEN_SOURCES = ("extension", "sdk")
+_STACK_NAME = NAME_PREFIX
+TOKEN_SOURCES = tuple(source.value for source in TokenSource)
+LOCK_MODES = tuple(mode.runtime_name for mode in LockMode)
+_API_ID = re.compile(r"^[a-z0-9]{10}$")
+_DISTRIBUTION_ID = re.compile(r"^[A-Z0-9]{10,20}$")
+_AUTHORIZER_ID = re.compile(r"^[a-z0-9]{6,10}$")
+_ORIGIN_ID = re.compile(r"^[^,\s]{1,128}$")
 
 
 class ConfigError(ValueError):
@@ -52,16 +72,7 @@ def _str(value: Any) -> str:
 
 def default_parameter_name(stack_name: str) -> str:
     """The token parameter's name when ``parameterName`` is not set: one per stack."""
-    return f"/originlock/{stack_name}/origin-token"
-
-
-def rate_seconds(expression: str) -> int | None:
-    """Seconds between runs of a ``rate(...)`` schedule; ``None`` for ``cron``/``at``."""
-    match = _RATE.match(expression.strip())
-    if match is None:
-        return None
-    unit = match.group(2).rstrip("s")
-    return int(match.group(1)) * _UNIT_SECONDS[unit]
+    return _default_parameter_name(stack_name)
 
 
 @dataclass(frozen=True)
@@ -83,7 +94,7 @@ class AppConfig:
     authorizer_reserved_concurrency: int
     authorizer_token_source: str
     # What the authorizer gets: the configured max age, raised to keep the fleet's SSM reads
-    # within the budget (infra/budget.py).
+    # within the budget (originlock/budget.py).
     authorizer_token_max_age_seconds: int
     ssm_read_budget_per_second: int
     authorizer_max_instances: int
@@ -95,6 +106,12 @@ class AppConfig:
     alarm_email: str
     token_max_age_seconds: int
     powertools_layer_version: int
+    lock_mode: str = "header"
+    edge_window_seconds: int = 60
+    edge_tolerance_windows: int = 1
+    edge_propagation_seconds: int = 60
+    edge_drain_seconds: int = 60
+    edge_poll_interval_seconds: int = 5
 
     @classmethod
     def from_context(cls, lookup: Callable[[str], Any]) -> AppConfig:
@@ -159,7 +176,20 @@ class AppConfig:
             raise ConfigError(
                 f"context authorizerTokenSource must be extension or sdk, got {token_source!r}"
             )
+        lock_mode = _str(get("lockMode")).lower()
+        if lock_mode not in LOCK_MODES:
+            raise ConfigError(f"context lockMode must be header or edge-signed, got {lock_mode!r}")
         return cls(
+            lock_mode=lock_mode,
+            edge_window_seconds=_int("edgeWindowSeconds", get("edgeWindowSeconds"), 10, 3600),
+            edge_tolerance_windows=_int("edgeToleranceWindows", get("edgeToleranceWindows"), 0, 10),
+            edge_propagation_seconds=_int(
+                "edgePropagationSeconds", get("edgePropagationSeconds"), 1, 3600
+            ),
+            edge_drain_seconds=_int("edgeDrainSeconds", get("edgeDrainSeconds"), 0, 86400),
+            edge_poll_interval_seconds=_int(
+                "edgePollIntervalSeconds", get("edgePollIntervalSeconds"), 1, 3600
+            ),
             stack_name=stack_name,
             account=_str(get("account")),
             region=_str(get("region")),
@@ -200,3 +230,132 @@ class AppConfig:
     @property
     def lock_parameter_name(self) -> str:
         return f"{self.parameter_name}.lock"
+
+    # -- the construct library's props ------------------------------------------------------
+    @property
+    def edge_signed(self) -> bool:
+        return self.lock_mode == "edge-signed"
+
+    def lock_mode_props(self) -> LockMode:
+        return LockMode.EDGE_SIGNED if self.edge_signed else LockMode.ORIGIN_HEADER
+
+    def edge_signing_props(self) -> EdgeSigningProps | None:
+        if not self.edge_signed:
+            return None
+        return EdgeSigningProps(
+            window=Duration.seconds(self.edge_window_seconds),
+            tolerance_windows=self.edge_tolerance_windows,
+            propagation_wait=Duration.seconds(self.edge_propagation_seconds),
+        )
+
+    def authorizer_cache_ttl(self) -> int:
+        """The authorizer's result TTL: in edge-signed mode at most the window (a cached Allow
+        must not outlive the token it allowed; docs/edge-signed.md)."""
+        if self.edge_signed:
+            return min(self.authorizer_cache_ttl_seconds, self.edge_window_seconds)
+        return self.authorizer_cache_ttl_seconds
+
+    def authorizer_props(self) -> AuthorizerProps:
+        return AuthorizerProps(
+            results_cache_ttl=Duration.seconds(self.authorizer_cache_ttl()),
+            token_source=TokenSource(self.authorizer_token_source),
+            token_max_age=Duration.seconds(self.authorizer_token_max_age_seconds),
+            refresh_interval=Duration.seconds(self.authorizer_refresh_interval_seconds),
+            ssm_read_budget_per_second=self.ssm_read_budget_per_second,
+            max_instances=self.authorizer_max_instances,
+            reserved_concurrency=self.authorizer_reserved_concurrency or None,
+            powertools_layer_version=self.powertools_layer_version,
+        )
+
+    def rotation_props(self) -> RotationProps:
+        return RotationProps(
+            schedule=self.rotation_schedule,
+            enabled=self.rotation_enabled,
+            drain=Duration.seconds(
+                self.edge_drain_seconds if self.edge_signed else self.drain_seconds
+            ),
+            poll_interval=Duration.seconds(
+                self.edge_poll_interval_seconds if self.edge_signed else self.poll_interval_seconds
+            ),
+            deploy_timeout=Duration.seconds(self.deploy_timeout_seconds),
+        )
+
+    def alarm_props(self) -> AlarmProps:
+        return AlarmProps(
+            email=self.alarm_email or None,
+            token_max_age=Duration.seconds(self.token_max_age_seconds),
+        )
+
+    def distribution_props(self, web_acl_arn: str | None) -> DistributionProps:
+        return DistributionProps(
+            web_acl_arn=web_acl_arn, standard_logs=self.cloud_front_logs_enabled
+        )
+
+
+@dataclass(frozen=True)
+class AttachConfig:
+    """Attach mode (``-c attach=true``): the ids of an API and a distribution made elsewhere.
+
+    The shared settings (schedule, authorizer, alarms) are :class:`AppConfig`'s; WAF and
+    CloudFront logs are the distribution owner's business here.
+    """
+
+    app: AppConfig
+    api_id: str
+    api_stage: str
+    distribution_id: str
+    origin_ids: tuple[str, ...]
+    distribution_domain_name: str
+    authorizer_id: str
+    web_acl_arn: str
+    log_bucket_name: str
+
+    @classmethod
+    def from_context(cls, lookup: Callable[[str], Any]) -> AttachConfig:
+        app = AppConfig.from_context(lookup)
+        if app.edge_signed:
+            raise ConfigError(
+                "context lockMode=edge-signed is not supported in attach mode yet: the signing "
+                "function must be associated with the distribution, which attach mode does not "
+                "manage (docs/edge-signed.md)"
+            )
+
+        def get(key: str) -> str:
+            value = lookup(key)
+            return _str(CONTEXT_DEFAULTS[key] if value is None else value)
+
+        def required(key: str, pattern: re.Pattern[str], example: str) -> str:
+            value = get(key)
+            if not value:
+                raise ConfigError(f"context {key} is required with attach=true (like {example})")
+            if not pattern.match(value):
+                raise ConfigError(f"context {key} is not a valid id (like {example}): {value!r}")
+            return value
+
+        authorizer = get("authorizerId")
+        if authorizer and not _AUTHORIZER_ID.match(authorizer):
+            raise ConfigError(f"context authorizerId is not a valid id: {authorizer!r}")
+        origins = tuple(o.strip() for o in get("originIds").split(",") if o.strip())
+        bad = [o for o in origins if not _ORIGIN_ID.match(o)]
+        if bad:
+            raise ConfigError(f"context originIds holds an invalid origin id: {bad[0]!r}")
+        web_acl = get("webAclArn")
+        if web_acl and not web_acl.startswith("arn:"):
+            raise ConfigError("context webAclArn must be an AWS WAF web ACL's ARN")
+        return cls(
+            app=app,
+            api_id=required("apiId", _API_ID, "a1b2c3d4e5"),
+            api_stage=get("apiStage") or "$default",
+            distribution_id=required("distributionId", _DISTRIBUTION_ID, "E1ABCDEF2GHIJK"),
+            origin_ids=origins,
+            distribution_domain_name=get("distributionDomainName"),
+            authorizer_id=authorizer,
+            web_acl_arn=web_acl,
+            log_bucket_name=get("logBucketName"),
+        )
+
+
+def attach_mode(lookup: Callable[[str], Any]) -> bool:
+    """Whether the context asks for the attach stack (``-c attach=true``)."""
+    value = lookup("attach")
+    return _bool("attach", CONTEXT_DEFAULTS["attach"] if value is None else value)

@@ -1,8 +1,9 @@
-"""The locked-down HTTP API: every route behind the origin-header Lambda authorizer.
+"""The app's HTTP API, as a user of the library has one: every route behind originlock's
+origin authorizer (:class:`originlock.cdk.OriginAuthorizer`).
 
-A request without the header gets 401 from API Gateway itself (the identity
-source is missing: no Lambda call, no cost); a request with a value the
-authorizer does not accept gets 403. Only CloudFront knows an accepted value.
+The authorizer is made here, before the API's routes, and handed to ``OriginLock`` as its
+``existing_authorizer_obj``: its construct path (``LockdownApi/Authorizer``) is the one the
+app has always had, so an upgrade keeps its resources (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -10,25 +11,21 @@ from __future__ import annotations
 import json
 
 import jsii
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
-from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config import AppConfig
-from infra.constants import (
-    API_STAGE,
-    AUTHORIZER_HANDLER,
-    AUTHORIZER_SERVICE,
-    METRICS_NAMESPACE,
-)
-from infra.findings import LOGS_WITHOUT_SECRETS, skip_checkov
-from infra.lambdas import LOG_RETENTION, PythonFunction
-from infra.token_parameter import TokenParameter
+from originlock.cdk import OriginAuthorizer
+from originlock.cdk.authorizer import SYNCHRONOUS
+from originlock.cdk.findings import LOGS_WITHOUT_SECRETS, skip_checkov
+from originlock.cdk.functions import LOG_RETENTION, PythonFunction
+from originlock.constants import API_STAGE
 
 # The default backend: answers 200 and never echoes request headers (one of
 # them is the origin secret).
@@ -65,21 +62,8 @@ ACCESS_LOG_FORMAT = json.dumps(
 )
 
 
-def _extension_layer(config: AppConfig) -> lambda_.ParamsAndSecretsLayerVersion | None:
-    """The Parameters and Secrets extension when the authorizer reads through it."""
-    if config.authorizer_token_source != "extension":  # noqa: S105 - a source name
-        return None
-    # The function caches the accepted set itself: a second cache in the
-    # extension would add its TTL to every bound (docs/decisions.md).
-    return lambda_.ParamsAndSecretsLayerVersion.from_version(
-        lambda_.ParamsAndSecretsVersions.V1_0_103,
-        cache_enabled=False,
-        log_level=lambda_.ParamsAndSecretsLogLevel.WARN,
-    )
-
-
 class LockdownApi(Construct):
-    """HTTP API, its ``$default`` stage, routes to the backend and the origin authorizer."""
+    """HTTP API, its ``$default`` stage, routes to the backend behind the origin authorizer."""
 
     def __init__(
         self,
@@ -87,47 +71,17 @@ class LockdownApi(Construct):
         construct_id: str,
         *,
         config: AppConfig,
-        token: TokenParameter,
+        key: kms.IKey | None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.authorizer = PythonFunction(
+        self.authorizer = OriginAuthorizer(
             self,
             "Authorizer",
-            handler=AUTHORIZER_HANDLER,
-            description="originlock: accepts only requests carrying the CloudFront origin header",
-            environment={
-                "SSM_PARAMETER_NAME": token.name,
-                "ORIGIN_HEADER_NAME": config.header_name,
-                "TOKEN_SOURCE": config.authorizer_token_source,
-                "TOKEN_CACHE_MAX_AGE_SECONDS": str(config.authorizer_token_max_age_seconds),
-                "TOKEN_REFRESH_MIN_INTERVAL_SECONDS": str(
-                    config.authorizer_refresh_interval_seconds
-                ),
-                "POWERTOOLS_SERVICE_NAME": AUTHORIZER_SERVICE,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-            },
-            powertools_version=config.powertools_layer_version,
-            timeout=Duration.seconds(5),
-            memory_size=512,
-            no_dead_letter_queue=(
-                "Invoked synchronously by API Gateway: a failed invocation is the caller's "
-                "answer (500), nothing is queued; a DLQ serves asynchronous invocations only."
-            ),
-            # A ceiling on what header spraying can cost; 0 (the default): no reservation,
-            # which a new account's concurrency quota could not grant (docs/deploy.md).
-            reserved_concurrency=config.authorizer_reserved_concurrency or None,
-            params_and_secrets=_extension_layer(config),
-        )
-        token.grant_read(self.authorizer.function)
-        self.authorizer.function.node.add_dependency(token.resource)
-
-        self.origin_authorizer = authorizers.HttpLambdaAuthorizer(
-            "OriginAuthorizer",
-            self.authorizer.function,
-            authorizer_name="originlock-origin-header",
-            identity_source=[f"$request.header.{config.header_name}"],
-            response_types=[authorizers.HttpLambdaResponseType.SIMPLE],
-            results_cache_ttl=Duration.seconds(config.authorizer_cache_ttl_seconds),
+            parameter_name=config.parameter_name,
+            header_name=config.header_name,
+            encryption_key=key,
+            props=config.authorizer_props(),
+            name_prefix=config.stack_name,
         )
 
         self.api = apigwv2.HttpApi(
@@ -169,10 +123,7 @@ class LockdownApi(Construct):
                 powertools_version=config.powertools_layer_version,
                 code=lambda_.InlineCode(HELLO_BACKEND),
                 use_powertools=False,
-                no_dead_letter_queue=(
-                    "Invoked synchronously by API Gateway: a failed invocation is the caller's "
-                    "answer (500), nothing is queued; a DLQ serves asynchronous invocations only."
-                ),
+                no_dead_letter_queue=SYNCHRONOUS,
             )
             proxy_integration = integrations.HttpLambdaIntegration("Backend", self.backend.function)
             root_integration = proxy_integration
@@ -180,13 +131,13 @@ class LockdownApi(Construct):
             path="/{proxy+}",
             methods=[apigwv2.HttpMethod.ANY],
             integration=proxy_integration,
-            authorizer=self.origin_authorizer,
+            authorizer=self.authorizer.route_authorizer,
         )
         self.api.add_routes(
             path="/",
             methods=[apigwv2.HttpMethod.ANY],
             integration=root_integration,
-            authorizer=self.origin_authorizer,
+            authorizer=self.authorizer.route_authorizer,
         )
 
     @property

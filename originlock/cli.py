@@ -658,6 +658,7 @@ def demo(
 
     Exits 1 if an invariant broke (a legitimate request lost, an attacker let in).
     """
+    _need_sandbox_extra("demo")
     from originlock.demo import main as run_demo
 
     demo_settings, timings = _demo_settings(settings)
@@ -670,6 +671,22 @@ def demo(
             lock_mode=lock_mode.value,
         )
     )
+
+
+# What the sandbox runs beyond the CLI's own dependencies (pyproject.toml's sandbox extra).
+SANDBOX_MODULES = ("moto", "waitress", "aws_lambda_powertools")
+
+
+def _need_sandbox_extra(command: str) -> None:
+    """Stop with the install command when the sandbox extra is missing (a CLI-only install)."""
+    from importlib.util import find_spec
+
+    missing = [name for name in SANDBOX_MODULES if find_spec(name) is None]
+    if missing:
+        fail(
+            f"originlock {command} needs the sandbox extra ({', '.join(missing)} missing): "
+            "pip install 'originlock[sandbox]'"
+        )
 
 
 def _demo_settings(text: str | None) -> tuple[Any, Any]:
@@ -738,6 +755,7 @@ def sandbox(
     as_json: JsonOption = False,
 ) -> None:
     """Start the local sandbox and serve until Ctrl-C (then use `originlock --sandbox ...`)."""
+    _need_sandbox_extra("sandbox")
     from originlock.sandbox import Sandbox
 
     stop = threading.Event()

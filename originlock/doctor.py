@@ -48,6 +48,8 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "region": "",
     "authorizerReservedConcurrency": 0,
     "wafEnabled": True,
+    # Attach mode deploys one stack, in the region: no web ACL stack in us-east-1.
+    "attach": False,
     "@aws-cdk/core:bootstrapQualifier": DEFAULT_QUALIFIER,
 }
 
@@ -96,7 +98,7 @@ class DeploySettings:
             account=_text(context, "account"),
             region=_text(context, "region"),
             reserved_concurrency=_count(context, "authorizerReservedConcurrency"),
-            waf_enabled=_flag(context, "wafEnabled"),
+            waf_enabled=_flag(context, "wafEnabled") and not _flag(context, "attach"),
             qualifier=_text(context, "@aws-cdk/core:bootstrapQualifier") or DEFAULT_QUALIFIER,
             source=" + ".join(sources) or "defaults (no cdk.json)",
         )

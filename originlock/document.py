@@ -1,25 +1,26 @@
 """The token document, from the one place it is defined: ``functions/tokens``.
 
-The Lambda functions ship ``functions/`` as their asset; the CLI reads the same code from the
-checkout it is installed from (``uv sync`` installs originlock in editable mode), so the
+The Lambda functions ship ``functions/`` as their asset; the CLI reads the same code through
+:mod:`originlock._tokens` (from the installed package's bundle, or from the checkout), so the
 format and the fingerprint (and the filter that keeps botocore's DEBUG body logs out) are
 never written twice.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-FUNCTIONS_DIR = Path(__file__).resolve().parents[1] / "functions"
-
-if FUNCTIONS_DIR.is_dir() and str(FUNCTIONS_DIR) not in sys.path:
-    sys.path.insert(0, str(FUNCTIONS_DIR))
-
-from tokens.document import CorruptDocumentError, TokenDocument, fingerprint  # noqa: E402
-from tokens.edge import key_id, sign  # noqa: E402
-from tokens.edge import parse as parse_token  # noqa: E402
-from tokens.store import silence_botocore_body_logs  # noqa: E402
+if TYPE_CHECKING:
+    # The same files, as mypy finds them (mypy_path = "functions").
+    from tokens.document import CorruptDocumentError, TokenDocument, fingerprint
+    from tokens.edge import key_id, sign
+    from tokens.edge import parse as parse_token
+    from tokens.store import silence_botocore_body_logs
+else:
+    from originlock._tokens.document import CorruptDocumentError, TokenDocument, fingerprint
+    from originlock._tokens.edge import key_id, sign
+    from originlock._tokens.edge import parse as parse_token
+    from originlock._tokens.store import silence_botocore_body_logs
 
 __all__ = [
     "CorruptDocumentError",

@@ -24,15 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.constants import ASL_FILE
+from originlock.bundle import asl_file
 
 # The steps whose invocation writes a revocation to the token document.
 REVOKE_STEPS = {"all": "revoke_all", "previous": "revoke_previous"}
 
 
-def load_definition(path: Path = ASL_FILE) -> dict[str, Any]:
+def load_definition(path: Path | None = None) -> dict[str, Any]:
     """The state machine definition (placeholders left as they are: they are strings)."""
-    definition: dict[str, Any] = json.loads(path.read_text())
+    definition: dict[str, Any] = json.loads((path or asl_file()).read_text())
     return definition
 
 

@@ -1,7 +1,8 @@
-"""Thin handlers of the two custom resources: decide, then answer CloudFormation.
+"""Thin handlers of the custom resources: decide, then answer CloudFormation.
 
-``token_parameter_handler`` serves ``Custom::OriginlockTokenParameter`` and
-``origin_header_handler`` serves ``Custom::OriginlockOriginHeaderValue``; each runs
+``token_parameter_handler`` serves ``Custom::OriginlockTokenParameter``,
+``origin_header_handler`` serves ``Custom::OriginlockOriginHeaderValue`` and
+``signing_key_handler`` serves ``Custom::OriginlockSigningKey`` (edge-signed mode); each runs
 in its own function with its own role. A handler always answers, whatever
 happens: an unanswered request keeps the stack waiting for the service timeout.
 Neither ever logs the event (it holds the pre-signed ResponseURL) nor a value.
@@ -30,6 +31,8 @@ from provision.logic import (
     remove_parameter,
     stack_name_of,
 )
+from provision.signing import SIGNING_KEY_PHYSICAL_ID, DistributionIds, DocumentStore, KeyStore
+from provision.signing import signing_key as decide_signing_key
 from tokens.document import fingerprint
 
 logger = Logger(service="provision")
@@ -75,13 +78,48 @@ def origin_header(
     choice = origin_header_value(
         event.get("ResourceProperties") or {}, event["StackId"], store, live, lock, stacks
     )
+    if choice.stack_status.startswith("unreadable"):
+        # Not fatal (a forward deploy stays guarded by the lock), but a rollback during a
+        # rotation would then be refused: say so now, not then.
+        logger.warning(
+            "stack status unreadable: a rollback during a rotation would be refused",
+            stack_status=choice.stack_status,
+        )
     logger.info(
         "origin header value chosen",
         source=choice.source,
         fingerprint=fingerprint(choice.value),
         rotation_lock=choice.lock,
+        stack_status=choice.stack_status,
     )
     return Answer(ORIGIN_HEADER_PHYSICAL_ID, {"Value": choice.value}, no_echo=True)
+
+
+def signing_key(
+    event: Mapping[str, Any],
+    store: DocumentStore,
+    keys: KeyStore,
+    distributions: DistributionIds,
+    lock: RotationLock,
+    stacks: StackStatus,
+    sleep: Callable[[float], None],
+) -> Answer:
+    if event["RequestType"] == "Delete":
+        # The keys stay in the document until a rotation retires them; the store goes with
+        # the stack.
+        return Answer(SIGNING_KEY_PHYSICAL_ID)
+    outcome = decide_signing_key(
+        event.get("ResourceProperties") or {},
+        event["StackId"],
+        store,
+        keys,
+        distributions,
+        lock,
+        stacks,
+        sleep,
+    )
+    logger.info("signing key", state=outcome.state, kid=outcome.kid, rotation_lock=outcome.lock)
+    return Answer(SIGNING_KEY_PHYSICAL_ID, outcome.data())
 
 
 def respond(
@@ -117,6 +155,27 @@ def respond(
 @logger.inject_lambda_context
 def token_parameter_handler(event: dict[str, Any], context: Any) -> None:
     respond(event, lambda: token_parameter(event, SsmParameterStore()))
+
+
+@logger.inject_lambda_context
+def signing_key_handler(event: dict[str, Any], context: Any) -> None:
+    import time
+
+    from provision.signing_aws import KvsKeyStore, SsmDocumentStore, StackDistributionIds
+
+    properties = event.get("ResourceProperties") or {}
+    respond(
+        event,
+        lambda: signing_key(
+            event,
+            SsmDocumentStore(),
+            KvsKeyStore(str(properties.get("KvsArn") or "")),
+            StackDistributionIds(),
+            SsmRotationLock(),
+            StackStatusReader(),
+            time.sleep,
+        ),
+    )
 
 
 @logger.inject_lambda_context

@@ -29,7 +29,7 @@ from tokens.document import CorruptDocumentError, TokenDocument, generate_token
 
 CREATED = "created"
 ADOPTED = "adopted"
-# The token parameter's tag naming the stack that manages it (infra/constants.py has the same).
+# The token parameter's tag naming the stack that manages it (originlock/constants.py has the same).
 OWNER_TAG = "originlock:stack"
 # The drift guard's physical id: constant, and never a value.
 ORIGIN_HEADER_PHYSICAL_ID = "originlock-origin-header-value"
@@ -326,6 +326,8 @@ class HeaderChoice:
     source: str
     # What the guard found at the workflow's lock before it read anything.
     lock: str = "unchecked"
+    # Whether the stack's status (is it rolling back?) could be read.
+    stack_status: str = "unchecked"
 
 
 def header_values(distribution_config: Mapping[str, Any], header_name: str) -> list[str]:
@@ -360,13 +362,19 @@ def choose_header_value(document: TokenDocument, live_values: Sequence[str] | No
     raise UnusableParameterError("token document accepts no value")  # parse() forbids it
 
 
-def rolling_back(stack_id: str, stacks: StackStatus) -> bool:
-    """Whether CloudFormation is rolling the stack back (the guard then never refuses)."""
+def rolling_back(
+    stack_id: str, stacks: StackStatus, on_unreadable: Callable[[str], None] = lambda _: None
+) -> bool:
+    """Whether CloudFormation is rolling the stack back (the guard then never refuses).
+
+    *on_unreadable* hears why the status could not be read (a missing
+    ``cloudformation:DescribeStacks`` grant shows up there, not only in a failed rollback)."""
     try:
         status = stacks.status(stack_id)
-    except StackUnavailableError:
+    except StackUnavailableError as exc:
         # Unknown is not a rollback: the lock check then decides. A forward deploy stays
         # guarded; a rollback fails only if its status is unreadable *and* a rotation runs.
+        on_unreadable(str(exc))
         return False
     return status.endswith(ROLLBACK_IN_PROGRESS)
 
@@ -433,7 +441,8 @@ def origin_header_value(
     parameter = _required(properties, "ParameterName")
     header = _required(properties, "HeaderName")
     logical_id = _required(properties, "DistributionLogicalId")
-    if rolling_back(stack_id, stacks):
+    unreadable: list[str] = []
+    if rolling_back(stack_id, stacks, unreadable.append):
         # The old properties of a rollback may predate LockParameterName: not read here.
         lock_state = LOCK_SKIPPED
     else:
@@ -443,4 +452,8 @@ def origin_header_value(
         raise ParameterMissingError(f"token parameter {parameter} does not exist")
     config = live.distribution_config(stack_id, logical_id)
     live_values = header_values(config, header) if config is not None else None
-    return replace(choose_header_value(document, live_values), lock=lock_state)
+    return replace(
+        choose_header_value(document, live_values),
+        lock=lock_state,
+        stack_status=f"unreadable ({unreadable[0]})" if unreadable else "read",
+    )

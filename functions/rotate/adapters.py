@@ -256,6 +256,9 @@ class Holder:
     priority: int = 0
     mode: str | None = None
     scope: str | None = None
+    # Unix time until which writes of an execution *it* preempted may still land (it took the
+    # lock with a settle): whoever takes the lock from it before then settles too.
+    settle_until: float | None = None
 
     @property
     def name(self) -> str:
@@ -275,7 +278,9 @@ class Lock:
     A revoke *preempts*: it takes the lock from a less urgent holder that still runs (a
     rotation, or ``revoke previous`` for ``revoke all``), or from any holder stopped less than
     the grace ago, stops that execution, and tells the workflow to wait the fence settle time
-    if the holder had a Lambda step under way. Every write of a step is fenced (:meth:`fence`):
+    if the holder had a Lambda step under way, or was itself settling (its record's
+    ``settle_until``: the writes it waited for may still land). Every write of a step is
+    fenced (:meth:`fence`):
     checked against the lock just before it is sent, so a preempted holder writes nothing
     once it has lost the lock, and what it sent before lands within the settle time.
     """
@@ -285,11 +290,15 @@ class Lock:
         settings: RotateSettings,
         clients: _LazyClients = CLIENTS,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = settings.lock_parameter_name
         self.grace = settings.lock_takeover_grace_seconds
+        self.settle_seconds = settings.fence_settle_seconds
         self.clients = clients
         self.clock = clock
+        # Unix time, for the lock record's settle_until (read by another function instance).
+        self.wall_clock = wall_clock
 
     def _put(self, name: str, value: str, overwrite: bool) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -323,11 +332,13 @@ class Lock:
             raise StoreUnavailableError(f"lock: {type(exc).__name__}") from None
         try:
             data = json.loads(value)
+            settle_until = data.get("settle_until")
             return Holder(
                 str(data["execution"]),
                 priority(data.get("mode"), data.get("revoke")),
                 data.get("mode"),
                 data.get("revoke"),
+                float(settle_until) if isinstance(settle_until, int | float) else None,
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return Holder("unreadable-lock")
@@ -423,6 +434,14 @@ class Lock:
         revoke), or say who holds it: a scheduled rotation then yields (``acquired`` false),
         anything else fails with :class:`RotationInProgressError`."""
         value = json.dumps({"execution": execution_id, **detail}, sort_keys=True)
+
+        def settling() -> str:
+            # The record of an execution that settles: until when writes it waits for may land.
+            until = self.wall_clock() + self.settle_seconds
+            return json.dumps(
+                {"execution": execution_id, **detail, "settle_until": until}, sort_keys=True
+            )
+
         result: dict[str, Any] = {
             "acquired": True,
             "took_over": None,
@@ -443,16 +462,20 @@ class Lock:
             if holder is None:
                 self._take_over("none", value)
             return result
+        # A holder that was itself settling (it preempted an execution whose writes may still
+        # land): whoever takes the lock from it before its settle ends waits for them too.
+        inherited = holder.settle_until is not None and holder.settle_until > self.wall_clock()
         busy = self.still_acting(holder.execution)
         if busy is None:
-            self._take_over(holder.name, value)
-            return {**result, "took_over": holder.name}
+            self._take_over(holder.name, settling() if inherited else value)
+            return {**result, "took_over": holder.name, "settle": inherited}
         mine = priority(detail.get("mode"), detail.get("revoke"))
         running = busy.endswith("holds the lock")
         if mine > 0 and (mine > holder.priority or not running):
             # A revoke: it cannot wait for a rotation (or for a stopped holder's grace).
             in_flight = self.step_in_flight(holder.execution)
-            self._take_over(holder.name, value)
+            settle = in_flight or inherited
+            self._take_over(holder.name, settling() if settle else value)
             if running:
                 self._stop(holder, execution_id, detail)
             return {
@@ -463,8 +486,9 @@ class Lock:
                     "revoke": holder.scope,
                     "was_running": running,
                     "step_in_flight": in_flight,
+                    "was_settling": inherited,
                 },
-                "settle": in_flight,
+                "settle": settle,
             }
         if detail.get("trigger") == "schedule":
             return {**result, "acquired": False, "skipped": busy}

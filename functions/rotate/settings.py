@@ -57,7 +57,7 @@ class RotateSettings:
     drain_seconds: float = 300.0
     # How long after its execution was stopped (or timed out) a lock's holder may still act:
     # Step Functions does not stop a Lambda invocation under way. More than the rotate
-    # function's timeout (120 s, infra/rotation.py).
+    # function's timeout (120 s, originlock/cdk/rotation.py).
     lock_takeover_grace_seconds: float = 130.0
     # After a revoke takes the lock from an execution whose Lambda step was under way, it waits
     # this long before it reads or writes anything: every write that step could still make

@@ -148,6 +148,18 @@ def stage(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, A
     _check_known(document, live)
     replaced = None
     mode = _mode_fields(document, settings)
+    if (
+        not settings.edge_signed
+        and document.mode == EDGE_SIGNED_MODE
+        and document.pending is not None
+        and document.pending not in sent
+    ):
+        # A key staged for edge-signed mode (a deploy switching modes, docs/edge-signed.md):
+        # rolled forward here it would be sent as a header, in the clear to every backend.
+        raise StateConflictError(
+            "a signing key is staged for edge-signed mode while this rotate function is in "
+            "header mode: a deploy is switching modes; run the rotation after it ends"
+        )
     if document.pending is not None:
         if not _revoking_all(call) or document.pending in sent:
             # Roll forward rather than stage a second value.

@@ -106,7 +106,7 @@ class Signing:
 
     @classmethod
     def parse(cls, data: object) -> Signing:
-        from tokens.edge import EdgeTokenError, check_signing_settings
+        from .edge import EdgeTokenError, check_signing_settings
 
         if not isinstance(data, dict):
             raise CorruptDocumentError("signing is not a JSON object")
@@ -295,7 +295,7 @@ class TokenDocument:
         in header mode. Public: a kid is a hash that reveals nothing about the key."""
         if self.mode != EDGE_SIGNED_MODE:
             return {}
-        from tokens.edge import key_id, valid_signing_key
+        from .edge import key_id, valid_signing_key
 
         return {
             slot: key_id(value) if valid_signing_key(value) else None

@@ -38,7 +38,6 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -47,14 +46,17 @@ from moto.awslambda.models import LambdaFunction
 from moto.cloudfront import models as cf_models
 from moto.cloudfront.exceptions import CloudFrontException
 
-from infra.constants import NOT_CACHED_ERRORS
+from originlock.bundle import asl_file, functions_dir
+from originlock.constants import NOT_CACHED_ERRORS
 
-REPO = Path(__file__).resolve().parents[2]
-FUNCTIONS_DIR = REPO / "functions"
-STATE_MACHINE_FILE = REPO / "statemachine" / "rotation.asl.json"
+FUNCTIONS_DIR = functions_dir()
+STATE_MACHINE_FILE = asl_file()
 MOTO_VERSION = "5.2.5"
 ACCOUNT = "123456789012"  # moto's default account
 
+# The sandbox stands in for the Lambda runtime, which puts the asset's root (functions/) on
+# sys.path: the handlers import their packages (tokens, rotate...) by those top-level names.
+# Only a process that runs the sandbox does this (docs/decisions.md, "Package data").
 if str(FUNCTIONS_DIR) not in sys.path:
     sys.path.insert(0, str(FUNCTIONS_DIR))
 
@@ -70,7 +72,7 @@ def placeholder_zip() -> bytes:
     """A zip for ``CreateFunction``: the code that runs is ``functions/`` itself."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("README.txt", "code runs from the repository's functions/ folder\n")
+        archive.writestr("README.txt", "code runs from originlock's functions/ folder\n")
     return buffer.getvalue()
 
 
@@ -717,8 +719,8 @@ def create_distribution(
             ],
         },
         "DefaultCacheBehavior": behaviour,
-        # As the CDK app configures it (infra/edge.py): no refusal or error is served from
-        # CloudFront's cache.
+        # As the constructs configure it (originlock/cdk/distribution.py): no refusal or error
+        # is served from CloudFront's cache.
         "CustomErrorResponses": {
             "Quantity": len(NOT_CACHED_ERRORS),
             "Items": [{"ErrorCode": code, "ErrorCachingMinTTL": 0} for code in NOT_CACHED_ERRORS],

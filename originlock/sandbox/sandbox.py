@@ -42,7 +42,7 @@ import boto3
 import requests
 from botocore.config import Config
 
-from infra.constants import SCHEDULE_INPUT
+from originlock.constants import SCHEDULE_INPUT
 from originlock.sandbox import harness
 from originlock.sandbox.apigateway import LocalApiGateway
 from originlock.sandbox.cloudfront import LocalCloudFront

@@ -1,4 +1,4 @@
-"""Synthesize the CDK app once per session, offline, in three configurations.
+"""Synthesize the CDK app once per session, offline, in five configurations.
 
 * ``synth``: cdk.json's defaults in eu-west-1 (so the web ACL crosses regions),
   with an alarm e-mail.
@@ -10,8 +10,12 @@
 * ``defaults``: cdk.json's context unchanged, as ``make synth`` runs it: no account,
   no region, WAF on, so both stacks land in us-east-1 and the web ACL's ARN travels
   as a plain export instead of CDK's cross-region reader.
+* ``attach``: attach mode (``-c attach=true``) from ids alone: an API, a distribution and
+  one of its origins, the blog's parameter, an existing web ACL; no AWS call.
+* ``edge``: edge-signed mode (``-c lockMode=edge-signed``): the signing function, its
+  KeyValueStore and the signing-key resources instead of the origin header and its guard.
 
-All three synthesize under moto with the token parameter seeded with a known value:
+All five synthesize under moto with the token parameter seeded with a known value:
 if anything read it at synth time, the secret scan would find it.
 """
 
@@ -33,7 +37,7 @@ from moto import mock_aws
 from infra.app import build_app
 from infra.config import AppConfig
 from infra.constants import ROOT, WAF_STACK_SUFFIX
-from infra.stacks import EdgeWafStack, OriginlockStack
+from infra.stacks import AttachStack, EdgeWafStack, OriginlockStack
 from tokens.document import TokenDocument, generate_token
 
 CDK_JSON = ROOT / "cdk.json"
@@ -51,13 +55,34 @@ VARIANT_CONTEXT = {
     "authorizerTokenSource": "sdk",
     "cloudFrontLogsEnabled": "false",
 }
+# A blog-style setup: its API and distribution, made in the console, named by id.
+ATTACH_CONTEXT = {
+    "attach": "true",
+    "stackName": "BlogLock",
+    "region": "eu-west-1",
+    "account": ACCOUNT,
+    "apiId": "a1b2c3d4e5",
+    "distributionId": "E1ABCDEF2GHIJK",
+    "originIds": "blog-api",
+    "distributionDomainName": "d111111abcdef8.cloudfront.net",
+    "parameterName": "/blog/cf-api-gateway-token",
+    "webAclArn": "arn:aws:wafv2:us-east-1:111111111111:global/webacl/blog/0f1e2d3c",
+}
+# Edge-signed mode (docs/edge-signed.md): a CloudFront Function signs with a KeyValueStore's key.
+EDGE_CONTEXT = {
+    "stackName": "EdgeLock",
+    "region": "eu-west-1",
+    "account": ACCOUNT,
+    "lockMode": "edge-signed",
+}
 
 
 @dataclass
 class Synth:
     app: App
     config: AppConfig
-    main: OriginlockStack
+    # OriginlockStack, or AttachStack in attach mode.
+    main: Any
     waf: EdgeWafStack | None
     outdir: Path
     # The value seeded into (moto's) token parameter before synthesis.
@@ -124,7 +149,7 @@ def synthesize(overrides: dict[str, Any], outdir: Path) -> Synth:
             if value is not None:
                 os.environ[key] = value
     main = app.node.find_child(config.stack_name)
-    assert isinstance(main, OriginlockStack)
+    assert isinstance(main, AttachStack if "attach" in overrides else OriginlockStack)
     waf = app.node.try_find_child(f"{config.stack_name}{WAF_STACK_SUFFIX}")
     assert waf is None or isinstance(waf, EdgeWafStack)
     return Synth(app, config, main, waf, outdir, seeded)
@@ -145,8 +170,20 @@ def defaults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
     yield synthesize({}, tmp_path_factory.mktemp("cdk-defaults"))
 
 
-# Every synthesized configuration: the scans that must hold for any of them run on each.
+@pytest.fixture(scope="session")
+def attach(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+    yield synthesize(ATTACH_CONTEXT, tmp_path_factory.mktemp("cdk-attach"))
+
+
+@pytest.fixture(scope="session")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+    yield synthesize(EDGE_CONTEXT, tmp_path_factory.mktemp("cdk-edge"))
+
+
+# The configurations of the locked-down app (OriginlockStack).
 CONFIGURATIONS = ["synth", "variant", "defaults"]
+# Every synthesized configuration: the scans that must hold for any of them run on each.
+SCANNED = [*CONFIGURATIONS, "attach", "edge"]
 
 
 def of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:

@@ -134,7 +134,7 @@ def test_the_authorizers_max_age_keeps_the_fleets_ssm_reads_within_the_budget(
     derived = config(**context)
     assert derived.authorizer_token_max_age_seconds == max_age
     # and the fleet's worst case is then within the budget
-    from infra.budget import fleet_reads_per_second
+    from originlock.budget import fleet_reads_per_second
 
     assert (
         fleet_reads_per_second(derived.authorizer_max_instances, max_age)
@@ -144,6 +144,6 @@ def test_the_authorizers_max_age_keeps_the_fleets_ssm_reads_within_the_budget(
 
 def test_the_budgets_jitter_is_the_authorizers() -> None:
     from authorizer.cache import JITTER as AUTHORIZER_JITTER
-    from infra.budget import JITTER
+    from originlock.budget import JITTER
 
     assert JITTER == AUTHORIZER_JITTER

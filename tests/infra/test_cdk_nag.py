@@ -15,7 +15,7 @@ import pytest
 from aws_cdk import Validations
 from cdk_nag import AwsSolutionsChecks
 
-from tests.infra.conftest import CONFIGURATIONS, Synth
+from tests.infra.conftest import SCANNED, Synth
 
 pytestmark = pytest.mark.infra
 
@@ -27,7 +27,7 @@ def report(synthesized: Synth) -> dict[str, Any]:
     return plugin  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("which", CONFIGURATIONS)
+@pytest.mark.parametrize("which", SCANNED)
 def test_no_unacknowledged_findings(which: str, request: pytest.FixtureRequest) -> None:
     synthesized: Synth = request.getfixturevalue(which)
     plugin = report(synthesized)
@@ -35,7 +35,7 @@ def test_no_unacknowledged_findings(which: str, request: pytest.FixtureRequest) 
     assert plugin["conclusion"] == "success"
 
 
-@pytest.mark.parametrize("which", CONFIGURATIONS)
+@pytest.mark.parametrize("which", SCANNED)
 def test_every_finding_is_acknowledged_with_a_reason(
     which: str, request: pytest.FixtureRequest
 ) -> None:
@@ -68,7 +68,7 @@ def acknowledgments(synthesized: Synth) -> set[tuple[str, str]]:
     return found
 
 
-@pytest.mark.parametrize("which", CONFIGURATIONS)
+@pytest.mark.parametrize("which", SCANNED)
 def test_no_stale_acknowledgments(which: str, request: pytest.FixtureRequest) -> None:
     # An acknowledgment that matches no finding would hide a future one unnoticed.
     synthesized: Synth = request.getfixturevalue(which)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from infra.constants import ROOT
-from tests.infra.conftest import CONFIGURATIONS, Synth
+from tests.infra.conftest import SCANNED, Synth
 
 pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("checkov")]
 
@@ -111,7 +111,7 @@ def findings(results: list[dict[str, Any]], directory: Path, outcome: str) -> se
     }
 
 
-@pytest.mark.parametrize("which", CONFIGURATIONS)
+@pytest.mark.parametrize("which", SCANNED)
 def test_every_checkov_finding_is_acknowledged_and_every_acknowledgment_is_used(
     which: str, request: pytest.FixtureRequest, checkov: Path, tmp_path: Path
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from infra.constants import HEADER_VALUE_PLACEHOLDER, WAF_REGION
+from originlock.constants import HEADER_VALUE_PLACEHOLDER, WAF_REGION
 from tests.infra.conftest import MAIN_CONTEXT, Synth, flatten, grants, of_type, synthesize
 
 pytestmark = pytest.mark.infra

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import CONFIGURATIONS, Synth, as_list, flatten, of_type, policy_statements
+from tests.infra.conftest import SCANNED, Synth, as_list, flatten, of_type, policy_statements
 
 pytestmark = pytest.mark.infra
 
-# The synthesized stacks' names (cdk.json's default, and the variant's).
-STACK = "(Originlock|Staging)"
+# The synthesized stacks' names (cdk.json's default, the variant's, the attach stack's).
+STACK = "(Originlock|Staging|BlogLock|EdgeLock)"
+# The attach configuration's (the blog's) parameter.
+BLOG_PARAMETER = "blog/cf-api-gateway-token"
 # (role path fragment, actions, resource pattern): the wildcards AWS forces.
 ALLOWED_WILDCARDS: list[tuple[str, frozenset[str] | None, str]] = [
     # X-Ray and CloudWatch Logs vended delivery have no resource-level permissions.
@@ -24,7 +26,7 @@ ALLOWED_WILDCARDS: list[tuple[str, frozenset[str] | None, str]] = [
     (
         "RotationRotateRole",
         None,
-        rf":parameter/originlock/{STACK}/origin-token\.lock\.takeover\.\*$",
+        rf":parameter/(originlock/{STACK}/origin-token|{BLOG_PARAMETER})\.lock\.takeover\.\*$",
     ),
     # This state machine's executions (names made at run time): is the lock's holder running,
     # was its step under way, and stop it when a revoke preempts it.
@@ -38,6 +40,13 @@ ALLOWED_WILDCARDS: list[tuple[str, frozenset[str] | None, str]] = [
     # The drift guard asks whether the lock's holder still runs.
     (
         "EdgeOriginHeaderValueProviderRole",
+        frozenset({"states:DescribeExecution"}),
+        rf":{STACK}-rotation:\*$",
+    ),
+    # Edge-signed mode's signing-key resource, like the drift guard, refuses while a rotation
+    # runs.
+    (
+        "EdgeSigningProviderRole",
         frozenset({"states:DescribeExecution"}),
         rf":{STACK}-rotation:\*$",
     ),
@@ -73,7 +82,7 @@ def allowed(role_id: str, actions: frozenset[str], resource: str) -> bool:
     )
 
 
-@pytest.mark.parametrize("which", CONFIGURATIONS)
+@pytest.mark.parametrize("which", SCANNED)
 def test_every_wildcard_resource_is_one_aws_forces(
     which: str, request: pytest.FixtureRequest
 ) -> None:
@@ -84,7 +93,7 @@ def test_every_wildcard_resource_is_one_aws_forces(
             assert allowed(role_id, actions, resource), (path.name, role_id, actions, resource)
 
 
-@pytest.mark.parametrize("which", CONFIGURATIONS)
+@pytest.mark.parametrize("which", SCANNED)
 def test_no_action_wildcards(which: str, request: pytest.FixtureRequest) -> None:
     synthesized: Synth = request.getfixturevalue(which)
     for path in synthesized.templates():

@@ -10,7 +10,8 @@ import pytest
 from aws_cdk.assertions import Match
 
 from authorizer.settings import AuthorizerSettings
-from infra.constants import FUNCTIONS_DIR, POWERTOOLS_LAYER_NAME
+from originlock.bundle import functions_dir
+from originlock.constants import POWERTOOLS_LAYER_NAME
 from tests.infra.conftest import Synth, flatten, grants, of_type
 
 pytestmark = pytest.mark.infra
@@ -136,9 +137,9 @@ def test_authorizer_environment_is_what_its_settings_read(synth: Synth) -> None:
     assert settings.header_name == HEADER
     assert settings.token_source == "extension"
     assert settings.extension_port == 2773
-    # derived from the SSM read budget (infra/budget.py), for the default 1,000-instance fleet
+    # derived from the SSM read budget (originlock/budget.py), for the default 1,000-instance fleet
     assert settings.cache_max_age == 125
-    source = (FUNCTIONS_DIR / "authorizer" / "settings.py").read_text()
+    source = (functions_dir() / "authorizer" / "settings.py").read_text()
     ours = [
         name
         for name in env

@@ -87,7 +87,7 @@ def test_dashboard_exists(synth: Synth) -> None:
 
 
 def test_the_tag_name_is_the_one_the_functions_use() -> None:
-    from infra.constants import CURRENT_SINCE_TAG
+    from originlock.constants import CURRENT_SINCE_TAG
     from tokens.document import CURRENT_SINCE_TAG as FUNCTIONS_TAG
 
     assert CURRENT_SINCE_TAG == FUNCTIONS_TAG

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from infra.constants import HEADER_VALUE_PLACEHOLDER
-from tests.infra.conftest import CONFIGURATIONS, Synth
+from originlock.constants import HEADER_VALUE_PLACEHOLDER
+from tests.infra.conftest import CONFIGURATIONS, SCANNED, Synth
 
 pytestmark = pytest.mark.infra
 
@@ -25,7 +25,7 @@ def every_file(outdir: Path) -> list[Path]:
     return [path for path in outdir.rglob("*") if path.is_file()]
 
 
-@pytest.mark.parametrize("which", CONFIGURATIONS)
+@pytest.mark.parametrize("which", SCANNED)
 def test_seeded_token_appears_nowhere_in_the_output(
     which: str, request: pytest.FixtureRequest
 ) -> None:
@@ -90,7 +90,7 @@ def test_token_like_heuristic() -> None:
     assert not token_like("cdk-hnb659fds-assets-111111111111-eu-west-1", set())
 
 
-@pytest.mark.parametrize("which", CONFIGURATIONS)
+@pytest.mark.parametrize("which", SCANNED)
 def test_no_token_like_literal_in_any_template(which: str, request: pytest.FixtureRequest) -> None:
     synthesized: Synth = request.getfixturevalue(which)
 

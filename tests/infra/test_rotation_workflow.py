@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from infra.constants import ASL_FILE, FUNCTIONS_DIR, SCHEDULE_INPUT
+from originlock.bundle import asl_file, functions_dir
+from originlock.constants import SCHEDULE_INPUT
 from rotate.settings import RotateSettings
 from tests.infra.conftest import Synth, as_list, flatten, grants, of_type, policy_statements
 
@@ -43,7 +44,7 @@ def test_state_machine_is_the_file_after_substitution(synth: Synth) -> None:
     # Given the definition CDK staged (an asset) and its substitutions
     properties = state_machine(synth)
     staged = synth.outdir / f"asset.{properties['DefinitionS3Location']['Key']}"
-    text = ASL_FILE.read_text()
+    text = asl_file().read_text()
     # Then the staged definition is the file, byte for byte
     assert staged.read_text() == text
     # And every placeholder of the file is substituted with the rotate function
@@ -114,7 +115,7 @@ def test_rotate_environment_is_what_its_settings_read(synth: Synth) -> None:
         "API_URL",
     }
     assert expected <= set(env)
-    source = (FUNCTIONS_DIR / "rotate" / "settings.py").read_text()
+    source = (functions_dir() / "rotate" / "settings.py").read_text()
     for name in env:
         if not name.startswith("POWERTOOLS_"):
             assert f'"{name}"' in source, f"{name} is not read by rotate/settings.py"

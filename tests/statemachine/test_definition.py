@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 
-from originlock.sandbox.harness import REPO, STATE_MACHINE_FILE, load_definition
+from infra.constants import ROOT
+from originlock.sandbox.harness import STATE_MACHINE_FILE, load_definition
 from rotate.steps import STEPS
 
 pytestmark = pytest.mark.statemachine
@@ -21,7 +22,7 @@ def test_definition_passes_the_asl_validator() -> None:
     assert npx, "node/npx is required (make test installs the pinned validator)"
     result = subprocess.run(
         [npx, "--no-install", "asl-validator", "--json-path", str(STATE_MACHINE_FILE)],
-        cwd=REPO,
+        cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from infra.budget import DEFAULT_MAX_INSTANCES, DEFAULT_READ_BUDGET, max_age_for_budget
 from infra.constants import CONTEXT_DEFAULTS, ROOT
+from originlock.budget import DEFAULT_MAX_INSTANCES, DEFAULT_READ_BUDGET, max_age_for_budget
 from originlock.retry_budget import (
     load_definition,
     retrier_wait_seconds,
@@ -36,8 +36,8 @@ def seconds(value: float) -> str:
 
 
 def function_timeout_seconds() -> int:
-    """The rotate function's timeout, as infra/rotation.py sets it."""
-    source = (ROOT / "infra" / "rotation.py").read_text()
+    """The rotate function's timeout, as originlock/cdk/rotation.py sets it."""
+    source = (ROOT / "originlock" / "cdk" / "rotation.py").read_text()
     found = re.findall(r"timeout=Duration\.(minutes|seconds)\((\d+)\)", source)
     assert len(found) == 1, "the runbook's hang figure assumes one rotate function timeout"
     unit, amount = found[0]
@@ -124,7 +124,7 @@ def test_the_runbook_states_r_as_the_asl_and_the_defaults_imply() -> None:
 
     # Then the runbook's figures are the ones the ASL implies
     assert f"**max age + TTL = {seconds(after_write)}**" in section
-    assert f"({seconds(hang)}, `infra/rotation.py`)" in section
+    assert f"({seconds(hang)}, `originlock/cdk/rotation.py`)" in section
     assert f"refresh interval + 5 s = {seconds(timings['stage_wait_seconds'])}" in section
     for scope, formula_head in (
         ("all", "REVOKE_STAGE_WAIT_SECONDS + "),

@@ -373,6 +373,18 @@ def test_doctor_settings_come_from_cdk_json_then_context_overrides(tmp_path: Pat
     )
 
 
+def test_doctor_settings_in_attach_mode_need_no_us_east_1_stack(tmp_path: Path) -> None:
+    # Given cdk.json as it ships (WAF on) and attach mode asked on the command line
+    cdk_json = tmp_path / "cdk.json"
+    cdk_json.write_text(json.dumps({"app": "x", "context": {"wafEnabled": True}}))
+
+    settings = DeploySettings.load(cdk_json, {"attach": "true"})
+
+    # Then no web ACL stack is deployed, so us-east-1's bootstrap is not a prerequisite
+    assert settings.waf_enabled is False
+    assert DeploySettings.load(cdk_json, {}).waf_enabled is True
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

@@ -133,3 +133,21 @@ def test_describe_error_is_one_line_for_aws_errors() -> None:
         "a rotation is already running: r1"
     )
     assert describe_error(ValueError("boom")) == "unexpected ValueError: boom"
+
+
+@pytest.mark.parametrize("command", [["sandbox"], ["demo"]])
+def test_cli_without_the_sandbox_extra_names_the_install_command(
+    command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a CLI-only install (`pip install originlock`): moto is not there
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "moto" else real(name, *a)
+    )
+
+    line = error_line(run(command))
+
+    assert "moto missing" in line
+    assert "pip install 'originlock[sandbox]'" in line

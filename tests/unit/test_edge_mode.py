@@ -554,3 +554,17 @@ class _Fresh:
 
 
 FRESH = cast(Fence, _Fresh())
+
+
+def test_a_header_mode_rotation_never_sends_a_key_staged_for_edge_signed_mode() -> None:
+    # Given a deploy switching to edge-signed mode has staged a key, and the rotate function
+    # still runs with the header-mode settings (a schedule fired during the deploy)
+    settings = RotateSettings.from_env({k: v for k, v in EDGE_ENV.items() if k != "LOCK_MODE"})
+    header_value, key = generate_token(), generate_token()
+    ports, store, edges = edge_ports(edge_document(pending=key, current=header_value), header_value)
+
+    # Then its stage stops with a named error, before anything is sent
+    with pytest.raises(StateConflictError, match="switching modes") as raised:
+        steps.stage(call(), settings, ports)
+    assert store.writes == [] and edges.sent == []
+    assert key not in str(raised.value)

@@ -38,19 +38,31 @@ After every move, these are checked:
 3. the SSM budget: no instance reads twice within the max age while its last read
    succeeded, nor twice within the retry interval after a failure, whatever the traffic.
 
-``make test`` runs 500 examples; ``make soak`` (ORIGINLOCK_SOAK=1) runs 20,000.
+``EdgeSignedModel`` runs the same rules in edge-signed mode (docs/edge-signed.md): the real
+``SigningKeys`` port on the sandbox's emulated KeyValueStore, edges that each see a store write
+after their own delay and sign with their own clock skew, a switch from header mode, replayed
+tokens. Its docstring states what it models and assumes; on top of the invariants above (a
+revoked *key* refused in every form, a token an edge sends never denied), every token seen is
+refused everywhere from its window's start + (T + 1)·W + TTL on. The ``..._catches_...`` tests
+below are broken variants each model must catch.
+
+``make test`` runs 500 examples in header mode and 200 in edge-signed mode; ``make soak``
+(ORIGINLOCK_SOAK=1) runs 20,000 and 10,000.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 import pytest
+from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -63,6 +75,7 @@ from hypothesis.stateful import (
 )
 
 from authorizer.cache import AcceptedSetCache, Decision
+from originlock.sandbox.kvs import ConflictError, EmulatedKeyValueStore, ResourceNotFoundError
 from provision.errors import LockUnavailableError, ProvisionError, RotationRunningError
 from provision.errors import StoreUnavailableError as GuardStoreUnavailableError
 from provision.logic import origin_header_value
@@ -70,6 +83,7 @@ from rotate import steps
 from rotate.adapters import (
     Fence,
     LiveDistribution,
+    SigningKeys,
     header_values,
     priority,
     with_header_value,
@@ -82,7 +96,8 @@ from rotate.errors import (
     StoreUnavailableError,
 )
 from rotate.settings import RotateSettings
-from tokens.document import TokenDocument, generate_token
+from tokens.document import EDGE_SIGNED_MODE, Signing, TokenDocument, generate_token
+from tokens.edge import KVS_KEY_NAME, sign, valid_signing_key, window_of
 from tokens.store import StoreError
 
 HEADER = "x-cf-api-gateway-token"
@@ -137,6 +152,35 @@ REVOKE_PROGRAMS = ("revoke_all", "revoke_previous")
 # this long after the guard answered. A revoke that takes the lock after the guard checked it
 # switches CloudFront no sooner than its stage wait after staging (docs/decisions.md).
 DEPLOY_WRITE_BOUND = SETTINGS.revoke_stage_wait_seconds
+EDGES = 4
+
+# -- edge-signed mode (EdgeSignedModel) ------------------------------------------------------
+KVS_ARN = "arn:aws:cloudfront::111111111111:key-value-store/0f1e2d3c-aaaa-bbbb-cccc-0123456789ab"
+EDGE_FUNCTION = "model-sign"
+EDGE_ENV = {
+    "SSM_PARAMETER_NAME": "/model/token",
+    "DISTRIBUTION_ID": "EMODEL",
+    "AUTHORIZER_REFRESH_INTERVAL_SECONDS": str(REFRESH),
+    "AUTHORIZER_MAX_AGE_SECONDS": str(MAX_AGE),
+    "DEPLOY_TIMEOUT_SECONDS": "1800",
+    "FENCE_SETTLE_SECONDS": str(FENCE_SETTLE),
+    "LOCK_MODE": "edge-signed",
+    "KVS_ARN": KVS_ARN,
+    "EDGE_FUNCTION_NAME": EDGE_FUNCTION,
+}
+# The product's defaults otherwise: 60 s windows, tolerance 1, a 60 s propagation wait, 5 s
+# polls, a 60 s drain.
+EDGE_SETTINGS = RotateSettings.from_env(EDGE_ENV)
+# The authorizer's result TTL in this mode: the window (docs/edge-signed.md, "Leak lifetime").
+EDGE_API_TTL = 60.0
+# The environment assumptions of the mode, each shown to matter by a broken variant below:
+# every edge's clock (with the request's transit) is within tolerance x window of the
+# authorizer's (Lambda's clock is the reference), and a KeyValueStore write reaches every edge,
+# and CloudFront's TestFunction, within the rotation's propagation wait.
+SKEW_BOUND = EDGE_SETTINGS.tolerance_windows * EDGE_SETTINGS.window_seconds
+SKEWS = tuple(SKEW_BOUND * f for f in (-1, -0.99, -0.5, -0.01, 0, 0.01, 0.5, 0.99, 1))
+MAX_PROPAGATION = EDGE_SETTINGS.propagation_seconds
+DELAYS = tuple(MAX_PROPAGATION * f for f in (0, 0.01, 0.05, 0.1, 0.35, 0.98, 1))
 
 
 class Clock:
@@ -151,6 +195,8 @@ class Clock:
 class LockRecord:
     execution: str
     priority: int
+    # rotate.adapters.Holder.settle_until: writes it waits for may land until then.
+    settle_until: float | None = None
 
 
 @dataclass
@@ -162,6 +208,15 @@ class PendingWrite:
     payload: Any
     etag: str
     deadline: float
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What one edge puts in the origin header of a request now."""
+
+    header: str | None  # None: no header at all (API Gateway answers 401 from its identity source)
+    secret: str | None  # the stored value it proves: the value itself, or the key that signed it
+    since: float  # when the configuration, or the store's version, behind it was written
 
 
 @dataclass
@@ -184,16 +239,17 @@ class World:
     def ssm_down(self) -> bool:
         return self.clock.now < self.outage_until
 
-    def edge_values(self) -> set[tuple[str, float]]:
-        """``(value, when its configuration was applied)`` for what each edge sends now."""
+    def edge_configs(self) -> list[tuple[dict[str, str], float]]:
+        """Per edge, the static header values of the configuration it runs now, and when that
+        configuration was applied."""
         now = self.clock.now
-        values: set[tuple[str, float]] = set()
+        configs: list[tuple[dict[str, str], float]] = []
         for edge in range(len(self.rollouts[0][0])):
             for switch_at, headers, applied_at in reversed(self.rollouts):
                 if switch_at[edge] <= now:
-                    values.update((value, applied_at) for value in headers.values())
+                    configs.append((headers, applied_at))
                     break
-        return values
+        return configs
 
     def status(self) -> str:
         return "InProgress" if any(t > self.clock.now for t in self.rollouts[-1][0]) else "Deployed"
@@ -273,19 +329,26 @@ class Lock:
         if held is None or held.execution == execution_id:
             self.world.lock = record
             return result
+        now = self.world.clock.now
+        inherited = held.settle_until is not None and held.settle_until > now
         busy, running = self._busy(held.execution)
         if not busy:
+            if inherited:
+                record.settle_until = now + FENCE_SETTLE
             self.world.lock = record
-            return {**result, "took_over": held.execution}
+            return {**result, "took_over": held.execution, "settle": inherited}
         if mine > 0 and (mine > held.priority or not running):
             in_flight = any(w.execution == held.execution for w in self.world.pending_writes)
+            settle = in_flight or inherited
+            if settle:
+                record.settle_until = now + FENCE_SETTLE
             self.world.lock = record
             if running:
                 self.model.stop(held.execution)
             return {
                 **result,
                 "preempted": {"execution": held.execution, "was_running": running},
-                "settle": in_flight,
+                "settle": settle,
             }
         if detail.get("trigger") == "schedule":
             return {**result, "acquired": False, "skipped": "held"}
@@ -449,7 +512,10 @@ class Execution:
         return any(self.program is PROGRAMS[name] for name in REVOKE_PROGRAMS)
 
 
-def make_config(value: str) -> dict[str, Any]:
+def make_config(value: str | None) -> dict[str, Any]:
+    """The distribution's configuration: its origin sends *value* as a static header (None:
+    no static header, the edge function sets it)."""
+    items = [] if value is None else [{"HeaderName": HEADER, "HeaderValue": value}]
     return {
         "Origins": {
             "Quantity": 1,
@@ -457,10 +523,7 @@ def make_config(value: str) -> dict[str, Any]:
                 {
                     "Id": "api",
                     "DomainName": "api.example",
-                    "CustomHeaders": {
-                        "Quantity": 1,
-                        "Items": [{"HeaderName": HEADER, "HeaderValue": value}],
-                    },
+                    "CustomHeaders": {"Quantity": len(items), "Items": items},
                 }
             ],
         },
@@ -469,12 +532,14 @@ def make_config(value: str) -> dict[str, Any]:
 
 
 class ProtocolModel(RuleBasedStateMachine):
+    """Header mode: CloudFront sends the stored value as a static origin header."""
+
     def __init__(self) -> None:
         super().__init__()
         self.clock = Clock()
         first = generate_token()
         self.world = World(self.clock, TokenDocument(current=first).evolve(), make_config(first))
-        self.world.rollouts.append(([0.0] * 4, {"api": first}, 0.0))
+        self.world.rollouts.append(([0.0] * EDGES, {"api": first}, 0.0))
         self.distribution = Distribution(self.world, deploy_window=120.0)
         self.running: list[Execution] = []
         self.stopped_at: dict[str, float] = {}
@@ -496,6 +561,33 @@ class ProtocolModel(RuleBasedStateMachine):
         self.deploys_refused = 0
         self.preemptions = 0
         self._driving = False
+        # Values removed by a revoke all: edges not yet switched may still send them (the
+        # documented price). A value revoke previous removed no edge may send.
+        self.revoked_by_all: set[str] = set()
+        # Edge-signed tokens seen so far: token -> (window, key), and each key's tokens.
+        self.tokens: dict[str, tuple[int, str]] = {}
+        self.tokens_by_key: dict[str, set[str]] = {}
+        # Tokens whose life may not be over yet (checked once past it; replays check later).
+        self.live_tokens: set[str] = set()
+
+    @property
+    def settings(self) -> RotateSettings:
+        return SETTINGS  # looked up at each call: the broken variants patch it
+
+    @property
+    def api_ttl(self) -> float:
+        return API_TTL
+
+    def random_header(self, i: int) -> str:
+        """A value a sprayer sends straight at the API."""
+        return generate_token()
+
+    def guard_in_template(self) -> bool:
+        """Whether a ``cdk deploy`` writes a static origin header (through the drift guard)."""
+        return True
+
+    def deployed(self) -> bool:
+        return self.world.status() == "Deployed"
 
     def is_running(self, execution_id: str) -> bool:
         return any(e.name == execution_id for e in self.running)
@@ -549,7 +641,9 @@ class ProtocolModel(RuleBasedStateMachine):
                 self.end_wait(what)
             self.drive_revokes()
         self._count_outages(self.clock.now, target)
-        self.clock.now = target
+        # A revoke driven on the way may have moved the clock further (its polls): time never
+        # goes back.
+        self.clock.now = max(self.clock.now, target)
 
     def _count_outages(self, start: float, end: float) -> None:
         """Outage seconds a running revoke meets delay its write (its steps are retried)."""
@@ -572,6 +666,7 @@ class ProtocolModel(RuleBasedStateMachine):
                 max_age=MAX_AGE,
                 retry_interval=REFRESH,
                 max_staleness=STALENESS,
+                wall_clock=self.clock,
             )
         )
 
@@ -609,14 +704,14 @@ class ProtocolModel(RuleBasedStateMachine):
         """Random values straight at the API (WAF does not cover it): each one reaches an
         instance (API Gateway caches per value), none may cost a read."""
         for i in range(count):
-            value = generate_token()
+            value = self.random_header(i)
             instance = self.world.instances[i % len(self.world.instances)]
             decision = instance.decide(value.encode())
             assert not decision.allowed
             if decision.certain:
-                self.world.api_cache[value] = (False, self.clock.now + API_TTL)
+                self.world.api_cache[value] = (False, self.clock.now + self.api_ttl)
 
-    @precondition(lambda self: self.deploy is None)
+    @precondition(lambda self: self.deploy is None and self.guard_in_template())
     @rule()
     def cdk_deploy_guard_answers(self) -> None:
         """CloudFormation updates the drift guard: the real guard checks the lock, reads the
@@ -701,6 +796,8 @@ class ProtocolModel(RuleBasedStateMachine):
             self.world.document = write.payload
         elif write.kind == "release":
             self.world.lock = None  # DeleteParameter deletes whatever lock is there
+        elif write.kind == "kvs":
+            self.land_key(write)
         elif write.etag == str(self.world.etag):
             self.distribution.apply(write.payload, self.distribution.spread())
         else:
@@ -712,9 +809,12 @@ class ProtocolModel(RuleBasedStateMachine):
             return
         name, result = execution.in_flight
         execution.in_flight = None
-        if write.kind == "distribution" and write.payload is None:
+        if write.kind in ("distribution", "kvs") and write.payload is None:
             return  # the switch is retried with a fresh ETag
         self.record(execution, name, result)
+
+    def land_key(self, write: PendingWrite) -> None:
+        raise AssertionError("header mode writes no KeyValueStore")
 
     def _fail(self, execution: Execution) -> None:
         """The state machine's failure path: after a revoke step, ResetCachesAfterFailure
@@ -725,7 +825,7 @@ class ProtocolModel(RuleBasedStateMachine):
             # 403, the price of revoke all). If the reset cannot run, warm instances and API
             # Gateway's cache may accept it until they expire (the bound from the write).
             with contextlib.suppress(RotationError):
-                steps.reset_authorizer_caches(call, SETTINGS, self.ports)
+                steps.reset_authorizer_caches(call, self.settings, self.ports)
                 self._caches_reset(execution)
         lock = self.world.lock
         if lock is not None and lock.execution == execution.name:
@@ -784,6 +884,7 @@ class ProtocolModel(RuleBasedStateMachine):
         self.the_distribution_is_configured_with_an_accepted_value()
         self.at_most_one_execution_is_past_its_lock()
         self.revoked_values_stay_refused()
+        self.leaked_tokens_expire()
         self.revokes_write_within_r()
         self.no_instance_reads_beyond_its_budget()
 
@@ -822,7 +923,7 @@ class ProtocolModel(RuleBasedStateMachine):
         call = steps.StepCall(execution.name, execution.state, params)
         self.world.defer_writes_for = execution.name if in_flight else None
         try:
-            result = steps.STEPS[step_name](call, SETTINGS, self.ports)
+            result = steps.STEPS[step_name](call, self.settings, self.ports)
         except (StoreUnavailableError, DistributionChangedError):
             execution.retry_at = self.clock.now + 1.0  # ASL Retry: the same step again later
             return
@@ -864,6 +965,8 @@ class ProtocolModel(RuleBasedStateMachine):
         if name in ("revoke_all", "revoke_previous") and result["changed"]:
             execution.wrote_at = self.clock.now
             self.revoking.update(dict.fromkeys(execution.revoked, self.clock.now))
+            if name == "revoke_all":
+                self.revoked_by_all |= execution.revoked
         if name in ("revoke_all", "revoke_previous") and not result["changed"]:
             execution.wrote_at = execution.wrote_at or self.clock.now
         if name == "reset_fresh":
@@ -880,7 +983,7 @@ class ProtocolModel(RuleBasedStateMachine):
                 execution.wait_until = self.clock.now + FENCE_SETTLE
                 return  # FenceSettle, then AcquireLock again
         if name == "poll" and not result["deployed"]:
-            self.advance(SETTINGS.poll_interval_seconds)
+            self.advance(self.settings.poll_interval_seconds)
             return
         execution.position += 1
         if execution.position == len(execution.program):
@@ -894,7 +997,7 @@ class ProtocolModel(RuleBasedStateMachine):
         """The moment from which *value*, revoked, must be refused everywhere (R's end)."""
         written = self.revoking[value]
         outage = any(start < self.clock.now and end > written for start, end in self.outages)
-        tail = (STALENESS if outage else MAX_AGE) + API_TTL
+        tail = (STALENESS if outage else MAX_AGE) + self.api_ttl
         return min(self.reset_after_revoke.get(value, float("inf")), written + tail)
 
     @precondition(lambda self: self.running)
@@ -903,7 +1006,7 @@ class ProtocolModel(RuleBasedStateMachine):
         execution = self.running[0]
         if execution.in_flight is not None:
             return
-        if execution.program[execution.position] == "poll" and self.world.status() != "Deployed":
+        if execution.program[execution.position] == "poll" and not self.deployed():
             self._fail(execution)  # DeploymentTimeoutError: nothing is removed
 
     # -- invariants ------------------------------------------------------------
@@ -923,7 +1026,7 @@ class ProtocolModel(RuleBasedStateMachine):
         if not answers:
             return False
         allowed = bool(cache_allow_if(answers))
-        self.world.api_cache[value] = (allowed, self.clock.now + API_TTL)
+        self.world.api_cache[value] = (allowed, self.clock.now + self.api_ttl)
         return allowed
 
     def _undecided_only_while_ssm_fails(self, instance: AcceptedSetCache, d: Decision) -> None:
@@ -935,14 +1038,35 @@ class ProtocolModel(RuleBasedStateMachine):
             "an instance decided nothing after SSM recovered"
         )
 
+    def sent_by_edges(self) -> list[Sent]:
+        """What every edge sends now: its configuration's static header."""
+        return [
+            Sent(value, value, applied_at)
+            for headers, applied_at in self.world.edge_configs()
+            for value in headers.values()
+        ]
+
+    def forms(self, value: str) -> list[str]:
+        """Every header that proves *value* now (header mode: the value itself)."""
+        return [value]
+
+    def headers_of(self, value: str) -> set[str]:
+        """Every header seen so far that proves *value*."""
+        return {value} | self.tokens_by_key.get(value, set())
+
     @invariant()
     def every_value_an_edge_sends_is_accepted(self) -> None:
         if not hasattr(self, "world"):
             return
-        for value, applied_at in self.world.edge_values():
-            if value in self.revoking and applied_at <= self.revoking[value]:
-                # The documented price of revoke all: 403 until Deployed. The requests still
-                # arrive; a stale instance may allow one, and API Gateway caches that Allow.
+        for sent in dict.fromkeys(self.sent_by_edges()):  # each distinct one once
+            assert sent.header is not None and sent.secret is not None, (
+                "an edge sends no origin header: its requests are refused (401)"
+            )
+            value = sent.header
+            if sent.secret in self.revoked_by_all and sent.since <= self.revoking[sent.secret]:
+                # The documented price of revoke all: 403 until Deployed (in edge-signed mode,
+                # until the edge's store has the new key). The requests still arrive; a stale
+                # instance may allow one, and API Gateway caches that Allow.
                 self._decide(value, cache_allow_if=any)
                 continue
             cached = self.world.api_cache.get(value)
@@ -961,10 +1085,14 @@ class ProtocolModel(RuleBasedStateMachine):
     def the_distribution_is_configured_with_an_accepted_value(self) -> None:
         if not hasattr(self, "world"):
             return
-        for value in header_values(self.world.config, HEADER, ()).values():
+        for value in self.configured_values():
             assert self.world.document.slot_of(value) is not None, (
                 "the distribution is configured to send a value that is refused"
             )
+
+    def configured_values(self) -> list[str]:
+        """What CloudFront is configured to send (or sign with), once every edge has it."""
+        return list(header_values(self.world.config, HEADER, ()).values())
 
     @invariant()
     def at_most_one_execution_is_past_its_lock(self) -> None:
@@ -983,12 +1111,39 @@ class ProtocolModel(RuleBasedStateMachine):
             if self.refused_from(value) > self.clock.now:
                 continue
             assert not self.world.document.slot_of(value), "a revoked value came back"
-            cached = self.world.api_cache.get(value)
+            for header in self.headers_of(value):
+                cached = self.world.api_cache.get(header)
+                assert not (cached and cached[0] and cached[1] > self.clock.now), (
+                    "a revoked value is accepted from API Gateway's cache"
+                )
+            for instance in self.world.instances:
+                for form in self.forms(value):
+                    assert not instance.decide(form.encode()).allowed, "a revoked value is accepted"
+
+    def token_dies(self, window: int) -> float:
+        """When a token for *window* must be refused everywhere: (T + 1)·W + TTL after the
+        window's start (docs/edge-signed.md, "Leak lifetime")."""
+        width = self.settings.window_seconds
+        return (window + self.settings.tolerance_windows + 1) * width + self.api_ttl
+
+    @invariant()
+    def leaked_tokens_expire(self) -> None:
+        """Every token an edge sent (leaked, say, by a backend's logs) is refused by every
+        instance and by API Gateway's cache from the end of its life on."""
+        if not hasattr(self, "world"):
+            return
+        for token in list(self.live_tokens):
+            if self.clock.now < self.token_dies(self.tokens[token][0]):
+                continue
+            cached = self.world.api_cache.get(token)
             assert not (cached and cached[0] and cached[1] > self.clock.now), (
-                "a revoked value is accepted from API Gateway's cache"
+                "a leaked token is accepted from API Gateway's cache after its life"
             )
             for instance in self.world.instances:
-                assert not instance.decide(value.encode()).allowed, "a revoked value is accepted"
+                assert not instance.decide(token.encode()).allowed, (
+                    "a leaked token is accepted after its life"
+                )
+            self.live_tokens.discard(token)
 
     @invariant()
     def revokes_write_within_r(self) -> None:
@@ -1000,7 +1155,8 @@ class ProtocolModel(RuleBasedStateMachine):
             if not execution.revoke or execution.wrote_at is not None:
                 continue
             settles = 2 * FENCE_SETTLE + FENCE_BOUND
-            bound = settles + SETTINGS.revoke_stage_wait_seconds + execution.blocked + 1.0
+            wait = self.settings.revoke_stage_wait_seconds
+            bound = settles + wait + execution.blocked + 1.0
             assert self.clock.now - execution.started_at <= bound, (
                 "a revoke has not written within R of its request"
             )
@@ -1013,6 +1169,318 @@ class ProtocolModel(RuleBasedStateMachine):
             for (t1, ok), (t2, _) in zip(reader.attempts, reader.attempts[1:], strict=False):
                 gap = t2 - t1
                 assert gap >= (MAX_AGE if ok else REFRESH), "an instance read beyond its budget"
+
+
+# -- edge-signed mode -------------------------------------------------------------------------
+def client_error(code: str, operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": code}}, operation)
+
+
+class KeyValueStoreClient:
+    """botocore's ``cloudfront-keyvaluestore`` client as the real :class:`SigningKeys` calls it,
+    on the sandbox's emulated store (an ETag per version, a stale one refused, each version
+    reaching each edge at its own moment). A write sent by a step whose writes are in flight is
+    held back like the other fenced writes, and lands with the ETag it was sent with."""
+
+    def __init__(self, model: EdgeSignedModel) -> None:
+        self.model = model
+
+    def describe_key_value_store(self, **call: Any) -> dict[str, Any]:
+        described = self.model.kvs.describe()
+        return described | {
+            "Created": datetime.fromisoformat(described["Created"]),
+            "LastModified": datetime.fromisoformat(described["LastModified"]),
+        }
+
+    def get_key(self, **call: Any) -> dict[str, Any]:
+        try:
+            return self.model.kvs.get_key(call["Key"])
+        except ResourceNotFoundError:
+            raise client_error("ResourceNotFoundException", "GetKey") from None
+
+    def update_keys(self, **call: Any) -> dict[str, Any]:
+        world = self.model.world
+        if self.model.foreign_store_write:
+            self.model.foreign_store_write = False
+            self.model.write_another_key()
+        key = call["Puts"][0]["Value"]
+        execution = world.defer_writes_for
+        if execution is not None and world.defer(execution, "kvs", key, call["IfMatch"]):
+            return {}
+        try:
+            return self.model.kvs.update_keys(call["IfMatch"], puts=call["Puts"])
+        except ConflictError:
+            raise client_error("ConflictException", "UpdateKeys") from None
+
+
+class FunctionsClient:
+    """CloudFront's DescribeFunction and TestFunction. TestFunction runs the published function
+    somewhere in CloudFront: its view of the store is modelled as one more edge's (evidence
+    that the key spreads, never proof that every edge has it)."""
+
+    def __init__(self, model: EdgeSignedModel) -> None:
+        self.model = model
+
+    def describe_function(self, **call: Any) -> dict[str, Any]:
+        return {"ETag": "ETVPDKIKX0DER"}
+
+    def test_function(self, **call: Any) -> dict[str, Any]:
+        sent = self.model.signed_at(EDGES, skew=0.0, record=False)
+        headers = {} if sent.header is None else {HEADER: {"value": sent.header}}
+        output = json.dumps({"request": {"headers": headers}})
+        return {"TestResult": {"FunctionOutput": output, "ComputeUtilization": "12"}}
+
+
+class Clients:
+    def __init__(self, model: EdgeSignedModel) -> None:
+        self.services: dict[str, Any] = {
+            "cloudfront-keyvaluestore": KeyValueStoreClient(model),
+            "cloudfront": FunctionsClient(model),
+        }
+
+    def get(self, service: str, *, fenced: bool = False) -> Any:
+        return self.services[service]
+
+
+class EdgeSignedModel(ProtocolModel):
+    """Edge-signed mode: the same workflow, steps, lock, fences and authorizer cache; what the
+    edges send is a token each computes per request (docs/edge-signed.md).
+
+    * The rotation's distribution port is the real :class:`SigningKeys` (``LOCK_MODE``
+      edge-signed, the function named), its KeyValueStore the sandbox's emulated store and its
+      distribution the model's, as in header mode.
+    * Each edge runs the configuration CloudFront rolled out to it. While that configuration
+      still carries the static origin header, the edge sends it (it wins over the function's).
+      Otherwise the edge sends ``sign(key, distribution, edge clock, window)`` with the key its
+      own view of the store holds now: each store write reaches each edge after its own delay
+      (drawn up to ``MAX_PROPAGATION``); an edge never goes back to an older version; each edge's
+      clock is off by its own skew (drawn within ``SKEW_BOUND``).
+    * API Gateway caches per header value, for the window (``EDGE_API_TTL``): a token changes
+      every window, so each one meets an instance at least once.
+    * A ``cdk deploy`` that switches modes (the static header out, the function in) comes only
+      once the store's key has been written for the propagation wait (the procedure's
+      assumption: the test ``..._mode_switch_deployed_before_the_key_reached_every_edge``
+      shows why). Other deploys go through the drift guard while the header is in the template.
+
+    After every move, besides header mode's invariants: every token an edge sends is allowed
+    (never a cached Deny), a revoked key's tokens for any window within the tolerance are
+    refused from R on, and every token seen is refused everywhere from its window's start +
+    (T + 1)·W + TTL on.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.switching = False
+        # Another writer of the store changes it between a step's read and its write.
+        self.foreign_store_write = False
+        self.skews: list[float] = [0.0] * EDGES
+        self.delays: list[list[float]] = [[0.0] * (EDGES + 1)]
+        self._immediate = False
+        self.setup_edges("edge-signed", self.skews, self.delays)
+        self.ports.distribution = SigningKeys(
+            self.settings,
+            cast(Any, Clients(self)),
+            distribution=cast(Any, self.distribution),
+            clock=self.clock,
+        )
+
+    @property
+    def settings(self) -> RotateSettings:
+        return EDGE_SETTINGS
+
+    @property
+    def api_ttl(self) -> float:
+        return EDGE_API_TTL
+
+    def setup_edges(self, start: str, skews: list[float], delays: list[list[float]]) -> None:
+        """The world at the start of an example.
+
+        *start*: ``edge-signed`` (the mode in place: a key in the document and the store, no
+        static header), ``key-staged`` (a mode switch under way: a header-mode rotation's value
+        still current and sent as the static header, an edge-signed rotation's key staged and in
+        the store, as its first poll left them) or ``header`` (the deployment's settings just
+        switched: nothing in the store, a header-mode document). *delays*: per store version
+        (cycling), the propagation delay to each edge and to TestFunction's location.
+        """
+        self.skews, self.delays = list(skews), [list(row) for row in delays]
+        self.kvs = EmulatedKeyValueStore(KVS_ARN, EDGES + 1, clock=self.clock, delay=self._delay)
+        settings = self.settings
+        signing = Signing(
+            settings.distribution_id, settings.window_seconds, settings.tolerance_windows
+        )
+        first = generate_token()
+        if start == "edge-signed":
+            document = TokenDocument(current=first, mode=EDGE_SIGNED_MODE, signing=signing)
+            self._put_key_long_ago(first)
+            config = make_config(None)
+        elif start == "key-staged":
+            key = generate_token()
+            document = TokenDocument(
+                current=first, pending=key, mode=EDGE_SIGNED_MODE, signing=signing
+            )
+            self._put_key_long_ago(key)
+            config = make_config(first)
+        else:
+            document = TokenDocument(current=first)
+            config = make_config(first)
+        self.world.document = document.evolve()
+        self.world.config = config
+        self.world.rollouts[:] = [([0.0] * EDGES, header_values(config, HEADER, ()), 0.0)]
+        self.switching = bool(header_values(config, HEADER, ()))
+
+    def _put_key_long_ago(self, key: str) -> None:
+        now, self._immediate = self.clock.now, True
+        self.clock.now = now - self.settings.propagation_seconds - 1.0
+        try:
+            self.kvs.update_keys(self.kvs.latest.etag, puts=[{"Key": KVS_KEY_NAME, "Value": key}])
+        finally:
+            self.clock.now, self._immediate = now, False
+
+    def _delay(self, version: int, edge: int) -> float:
+        if self._immediate:
+            return 0.0
+        row = self.delays[version % len(self.delays)]
+        return row[edge % len(row)]
+
+    @initialize(
+        start=st.sampled_from(["edge-signed", "key-staged", "header"]),
+        skews=st.lists(st.sampled_from(SKEWS), min_size=EDGES, max_size=EDGES),
+        delays=st.lists(
+            st.lists(st.sampled_from(DELAYS), min_size=EDGES + 1, max_size=EDGES + 1),
+            min_size=1,
+            max_size=3,
+        ),
+    )
+    def edges_and_store(self, start: str, skews: list[float], delays: list[list[float]]) -> None:
+        self.setup_edges(start, skews, delays)
+
+    # -- what the edges send -----------------------------------------------------------------
+    def signed_at(self, edge: int, skew: float, record: bool = True) -> Sent:
+        """What the function sends at *edge* now: a token with the key its store view holds,
+        or no header when it holds none (the function then removes the header)."""
+        version = self.kvs.visible_version(edge, self.clock.now)
+        assert version is not None  # the model makes no edge unable to read its store
+        key = version.data.get(KVS_KEY_NAME)
+        if key is None:
+            return Sent(None, None, version.written_at)
+        width = self.settings.window_seconds
+        edge_time = self.clock.now + skew
+        token = sign(key, self.settings.distribution_id, edge_time, width)
+        if record and token not in self.tokens:
+            self.tokens[token] = (window_of(edge_time, width), key)
+            self.tokens_by_key.setdefault(key, set()).add(token)
+            self.live_tokens.add(token)
+        return Sent(token, key, version.written_at)
+
+    def sent_by_edges(self) -> list[Sent]:
+        sent: list[Sent] = []
+        for edge, (headers, applied_at) in enumerate(self.world.edge_configs()):
+            if headers:  # a static origin header wins over the function's (FACTS.md)
+                sent += [Sent(value, value, applied_at) for value in headers.values()]
+            else:
+                sent.append(self.signed_at(edge, self.skews[edge]))
+        return sent
+
+    def forms(self, value: str) -> list[str]:
+        """The value as is, and its tokens for every window an authorizer may accept now."""
+        forms = [value]
+        if valid_signing_key(value):
+            settings, width = self.settings, self.settings.window_seconds
+            window = window_of(self.clock.now, width)
+            reach = settings.tolerance_windows
+            forms += [
+                sign(value, settings.distribution_id, (window + d) * width, width)
+                for d in range(-reach, reach + 1)
+            ]
+        return forms
+
+    def configured_values(self) -> list[str]:
+        key = self.kvs.latest.data.get(KVS_KEY_NAME)
+        return super().configured_values() + ([] if key is None else [key])
+
+    def random_header(self, i: int) -> str:
+        # Every other one a well-formed token signed with a key nobody has.
+        if i % 2:
+            return generate_token()
+        return sign(
+            generate_token(),
+            self.settings.distribution_id,
+            self.clock.now,
+            self.settings.window_seconds,
+        )
+
+    def guard_in_template(self) -> bool:
+        return self.switching
+
+    def deployed(self) -> bool:
+        try:
+            return self.ports.distribution.describe().status == "Deployed"
+        except RotationError:
+            return False
+
+    def land_key(self, write: PendingWrite) -> None:
+        try:
+            self.kvs.update_keys(write.etag, puts=[{"Key": KVS_KEY_NAME, "Value": write.payload}])
+        except ConflictError:
+            write.payload = None  # ConflictException: that step retries, if it still runs
+
+    # -- moves of this mode ----------------------------------------------------------------------
+    def key_settled(self) -> bool:
+        """The store holds a key, written at least the propagation wait ago."""
+        latest = self.kvs.latest
+        waited = self.clock.now - latest.written_at >= self.settings.propagation_seconds
+        return KVS_KEY_NAME in latest.data and waited
+
+    @precondition(lambda self: self.switching and self.deploy is None and self.key_settled())
+    @rule()
+    def cdk_deploy_switches_modes(self) -> None:
+        self.switch_modes()
+
+    def switch_modes(self) -> None:
+        """The deploy that finishes a switch to edge-signed mode: one configuration without the
+        static header and with the function on viewer request, rolled out edge by edge."""
+        self.switching = False
+        config = copy.deepcopy(self.world.config)
+        for origin in config["Origins"]["Items"]:
+            origin["CustomHeaders"] = {"Quantity": 0, "Items": []}
+        self.distribution.apply(config, self.distribution.spread())
+
+    @rule()
+    def someone_else_writes_the_store(self) -> None:
+        """Another key of the store changes (an operator, another function sharing the store)
+        just before the next write: its ETag moves on, so that write meets ConflictException."""
+        self.foreign_store_write = True
+
+    def write_another_key(self) -> None:
+        entry = {"Key": "feature-flags", "Value": generate_token()}
+        self.kvs.update_keys(self.kvs.latest.etag, puts=[entry])
+
+    @precondition(lambda self: any(not e.revoke for e in self.running))
+    @rule(
+        count=st.integers(5, 30),
+        in_flight=st.sampled_from([False, False, False, True]),
+    )
+    def a_rotation_proceeds(self, count: int, in_flight: bool) -> None:
+        """The oldest running rotation moves on by up to *count* states (its polls and waits
+        among them): so that many examples see a rotation promote, drain and retire while the
+        store's versions spread; *in_flight*: the last state's writes land later."""
+        for i in range(count):
+            rotations = [e for e in self.running if not e.revoke]
+            if not rotations:
+                return
+            self.workflow_step(rotations[0], None, in_flight and i == count - 1)
+            self.check_all()
+
+    @precondition(lambda self: self.tokens)
+    @rule(index=st.integers(0, 63))
+    def a_leaked_token_is_replayed(self, index: int) -> None:
+        """Someone replays a token a backend logged, straight at the API."""
+        tokens = list(self.tokens)
+        token = tokens[index % len(tokens)]
+        allowed = self._decide(token, cache_allow_if=any)
+        assert not (allowed and self.clock.now >= self.token_dies(self.tokens[token][0])), (
+            "a leaked token is accepted after its life"
+        )
 
 
 class DeniesWhenUncertain(AcceptedSetCache):
@@ -1183,6 +1651,12 @@ def race(model: ProtocolModel, *, guard_first: bool) -> None:
     model.check_all()
 
 
+# A revoked value written back: the distribution is configured with it, and the edges that
+# switch to it are refused (by an instance, or by the Deny API Gateway cached while the revoke
+# ran, whichever the model checks first).
+WRITTEN_BACK = r"configured to send a value that is refused|an edge sends a value that is refused"
+
+
 def test_a_deploy_during_a_revoke_is_refused_before_it_reads() -> None:
     # Given a revoke all between staging and its switch, when a deploy asks the guard
     model = ProtocolModel()
@@ -1194,7 +1668,7 @@ def test_a_deploy_during_a_revoke_is_refused_before_it_reads() -> None:
 
 def test_without_the_lock_check_a_deploy_writes_the_revoked_value_back() -> None:
     # The same moves with the guard as it was: the model catches the value written back
-    with pytest.raises(AssertionError, match="configured to send a value that is refused"):
+    with pytest.raises(AssertionError, match=WRITTEN_BACK):
         race(WithoutTheLockCheck(), guard_first=False)
 
 
@@ -1210,7 +1684,7 @@ def test_a_revoke_started_after_the_guard_answered_switches_after_the_write() ->
 def test_the_residual_window_a_cloudformation_slower_than_the_stage_wait() -> None:
     # Given the same moves with CloudFormation writing only after the revoke's switch: the
     # documented residual window, the value the guard read is written back after its revoke
-    with pytest.raises(AssertionError, match="configured to send a value that is refused"):
+    with pytest.raises(AssertionError, match=WRITTEN_BACK):
         race(SlowCloudFormation(), guard_first=True)
 
 
@@ -1240,20 +1714,34 @@ def preempt(model: ProtocolModel, *, where: str, in_flight: bool) -> tuple[str, 
     return rotation.name, leaked, requested
 
 
+MODES = pytest.mark.parametrize(
+    "model_class", [ProtocolModel, EdgeSignedModel], ids=["header", "edge-signed"]
+)
+
+
+def accepted_anywhere(model: ProtocolModel, value: str) -> bool:
+    """Whether a request proving *value* (as is, or a token it signs for a window the
+    authorizer accepts now) is allowed through API Gateway."""
+    return any(model._decide(form, cache_allow_if=any) for form in model.forms(value))
+
+
+@MODES
 @pytest.mark.parametrize(
     "where",
     ["stage", "wait_stage", "switch", "poll", "verify", "promote", "wait_drain", "retire"],
 )
-def test_a_revoke_all_preempts_a_rotation_between_its_steps(where: str) -> None:
+def test_a_revoke_all_preempts_a_rotation_between_its_steps(
+    model_class: type[ProtocolModel], where: str
+) -> None:
     # Given a rotation that has reached *where*, when an operator revokes all
-    model = ProtocolModel()
+    model = model_class()
     rotation, leaked, requested = preempt(model, where=where, in_flight=False)
     # Then the rotation was stopped, the revoke wrote after its stage wait alone (nothing to
     # settle), and the leaked value is refused everywhere
     assert not model.is_running(rotation)
     assert model.preemptions == 1
-    assert model.revoking[leaked] - requested <= SETTINGS.revoke_stage_wait_seconds
-    assert not model._decide(leaked, cache_allow_if=any)
+    assert model.revoking[leaked] - requested <= model.settings.revoke_stage_wait_seconds
+    assert not accepted_anywhere(model, leaked)
 
 
 @pytest.mark.parametrize(
@@ -1265,10 +1753,13 @@ def test_a_revoke_all_preempts_a_rotation_between_its_steps(where: str) -> None:
         ("retire", "reset_authorizer_caches"),
     ],
 )
-def test_a_revoke_all_preempts_a_rotation_whose_write_is_in_flight(step: str, where: str) -> None:
-    # Given a rotation whose *step* passed its fence check and whose write has not landed,
-    # when an operator revokes all
-    model = ProtocolModel()
+@MODES
+def test_a_revoke_all_preempts_a_rotation_whose_write_is_in_flight(
+    model_class: type[ProtocolModel], step: str, where: str
+) -> None:
+    # Given a rotation whose *step* passed its fence check and whose write has not landed (in
+    # edge-signed mode the switch's is UpdateKeys), when an operator revokes all
+    model = model_class()
     _, leaked, requested = preempt(model, where=where, in_flight=True)
     # Then the revoke settled before it read anything (the late write landed meanwhile and was
     # then overwritten), wrote within the settle + its stage wait, and the leaked value is
@@ -1276,8 +1767,273 @@ def test_a_revoke_all_preempts_a_rotation_whose_write_is_in_flight(step: str, wh
     assert model.preemptions == 1
     assert not model.world.pending_writes
     written = model.revoking[leaked] - requested
-    assert FENCE_SETTLE <= written <= FENCE_SETTLE + SETTINGS.revoke_stage_wait_seconds
-    assert not model._decide(leaked, cache_allow_if=any)
+    assert FENCE_SETTLE <= written <= FENCE_SETTLE + model.settings.revoke_stage_wait_seconds
+    assert not accepted_anywhere(model, leaked)
+
+
+def run(model: ProtocolModel, execution: Execution, until: str | None = None) -> None:
+    """Step *execution* until it ends (or reaches the state *until*), checking the invariants
+    after every state; its waits and polls move the clock."""
+    for _ in range(200):
+        if not model.is_running(execution.name):
+            return
+        if execution.program[execution.position] == until and execution.wait_until is None:
+            return
+        model.workflow_step(execution, None, False)
+        model.check_all()
+    raise AssertionError("the execution did not end")
+
+
+def edge_model(
+    start: str = "edge-signed",
+    skews: tuple[float, ...] = (0.0,) * EDGES,
+    delays: tuple[float, ...] = (0.0,) * (EDGES + 1),
+) -> EdgeSignedModel:
+    """An edge-signed model under traffic; *delays*: each edge's propagation delay, then
+    TestFunction's, for every store write."""
+    model = EdgeSignedModel()
+    model.setup_edges(start, list(skews), [list(delays)])
+    model.start_instances()
+    model.check_all()
+    return model
+
+
+def edge_settings(monkeypatch: Any, **env: str) -> None:
+    monkeypatch.setattr(
+        sys.modules[__name__], "EDGE_SETTINGS", RotateSettings.from_env(EDGE_ENV | env)
+    )
+
+
+def test_an_edge_signed_rotation_retires_the_old_key_once_every_edge_signs_with_the_new() -> None:
+    # Given edges that see a store write from at once to the whole propagation wait later,
+    # with clocks off by up to the tolerance, either way
+    model = edge_model(
+        skews=(-SKEW_BOUND, -0.5, 30.0, SKEW_BOUND),
+        delays=(0.0, 2.0, 20.0, MAX_PROPAGATION, 1.0),
+    )
+    old = model.world.document.current
+    assert old is not None
+
+    # When a rotation runs to its end (the invariants checked after every state)
+    model.trigger_rotation("manual")
+    run(model, model.running[0])
+
+    # Then the new key is the only one, every edge signs with it, and the old one is refused
+    document = model.world.document
+    assert document.pending is None and document.previous is None
+    assert {sent.secret for sent in model.sent_by_edges()} == {document.current}
+    model.cold_start()
+    fresh = model.world.instances[-1]
+    assert not any(fresh.decide(form.encode()).allowed for form in model.forms(old))
+
+
+def test_a_deployment_switches_to_edge_signed_mode_without_refusing_a_request() -> None:
+    # Given a header-mode deployment whose rotate function now runs in edge-signed mode
+    model = edge_model(
+        "header", skews=(-SKEW_BOUND, 0.0, 5.0, SKEW_BOUND), delays=(0.0, 5.0, 30.0, 60.0, 0.0)
+    )
+    header_value = model.world.document.current
+
+    # When a rotation runs: it stages a key with the mode, writes it to the store, and stops
+    # at its first poll (the static header still wins over the function)
+    model.trigger_rotation("manual")
+    rotation = model.running[0]
+    run(model, rotation)
+    assert rotation.program[rotation.position] == "poll"
+    document = model.world.document
+    assert document.mode == EDGE_SIGNED_MODE
+    assert document.current == header_value
+    assert model.kvs.latest.data[KVS_KEY_NAME] == document.pending
+
+    # And, once the key has been in the store for the propagation wait, the deploy that
+    # removes the static header and adds the function rolls out edge by edge (both forms
+    # accepted meanwhile)
+    while not model.key_settled():
+        model.advance(5.0)
+        model.check_all()
+    model.switch_modes()
+    forms: set[bool] = set()
+    for _ in range(30):
+        model.advance(5.0)
+        model.check_all()
+        forms |= {sent.header == sent.secret for sent in model.sent_by_edges()}
+    assert forms == {True, False}, "some edges sent the header value, others a token"
+
+    # And a rotation runs again: it promotes the key and retires the header value
+    model.trigger_rotation("manual")
+    run(model, model.running[0])
+
+    # Then every edge signs with the key, the only value accepted
+    document = model.world.document
+    assert document.current == model.kvs.latest.data[KVS_KEY_NAME]
+    assert document.previous is None and document.pending is None
+    assert all(sent.header and sent.header.startswith("v1.") for sent in model.sent_by_edges())
+
+
+def test_a_revoke_all_during_a_mode_switch_fails_before_it_removes_anything() -> None:
+    # Given a switch under way: the static header still wins, the key is in the store
+    model = edge_model("key-staged", delays=(0.0, 5.0, 30.0, 60.0, 0.0))
+    header_value = model.world.document.current
+
+    # When an operator revokes all
+    model.trigger_revoke_all()
+    revoke = model.running[0]
+    run(model, revoke)
+
+    # Then it kept the staged key (the store has it) but failed at RevokeAll (CloudFront still
+    # sends the static header): nothing was removed, and the header value is still accepted
+    assert revoke.program[revoke.position] == "revoke_all"
+    assert not model.revoking
+    assert model.world.document.current == header_value
+    assert model.kvs.latest.data[KVS_KEY_NAME] == model.world.document.pending
+
+
+def test_a_leaked_token_is_refused_once_its_window_and_the_tolerance_are_over() -> None:
+    # Given a token an edge sent (leaked by a backend's logs, say), allowed when replayed
+    model = edge_model()
+    token = next(sent.header for sent in model.sent_by_edges() if sent.header)
+    window, _ = model.tokens[token]
+    width = model.settings.window_seconds
+    refused_from = (window + model.settings.tolerance_windows + 1) * width
+    model.advance(refused_from - 0.5 - model.clock.now)
+    assert model._decide(token, cache_allow_if=any)  # an Allow that API Gateway caches
+
+    # Then the authorizer refuses it from the end of the tolerance on, API Gateway's cached
+    # Allow serves it for its TTL at most, and nothing accepts it afterwards
+    model.advance(0.5)
+    assert not any(i.decide(token.encode()).allowed for i in model.world.instances)
+    assert model._decide(token, cache_allow_if=any)
+    model.advance(model.token_dies(window) - model.clock.now)
+    assert not model._decide(token, cache_allow_if=any)
+    assert model.token_dies(window) - window * width == (1 + 1) * 60 + 60
+    model.leaked_tokens_expire()
+
+
+# -- broken variants of edge-signed mode: the model must catch each ---------------------------
+@pytest.mark.parametrize(("slowest", "caught"), [(MAX_PROPAGATION, False), (100.0, True)])
+def test_the_model_catches_an_edge_slower_than_the_propagation_wait(
+    slowest: float, caught: bool
+) -> None:
+    # Given an edge that sees a store write *slowest* seconds after it (the rotation waits 60 s)
+    model = edge_model(delays=(0.0, 1.0, 2.0, slowest, 0.0))
+    model.trigger_rotation("manual")
+    run(model, model.running[0], until="wait_drain")
+
+    # When an operator revokes the previous key once the rotation has promoted the new one
+    model.trigger_revoke_previous()
+
+    def the_next_two_minutes() -> None:
+        model.advance(0)
+        model.check_all()
+        for _ in range(24):
+            model.advance(5.0)
+            model.check_all()
+
+    # Then with the slowest edge within the wait nothing is refused; beyond it, that edge's
+    # requests are (it still signs with the revoked key)
+    if caught:
+        with pytest.raises(AssertionError, match="refused"):
+            the_next_two_minutes()
+    else:
+        the_next_two_minutes()
+
+
+@pytest.mark.parametrize(("tolerance", "caught"), [("1", False), ("0", True)])
+def test_the_model_catches_a_tolerance_of_zero_with_skewed_edges(
+    monkeypatch: Any, tolerance: str, caught: bool
+) -> None:
+    # Given an edge whose clock runs 5 s ahead of the authorizer's
+    edge_settings(monkeypatch, EDGE_TOLERANCE_WINDOWS=tolerance)
+    model = edge_model(skews=(0.0, 0.0, 0.0, 5.0))
+    width = model.settings.window_seconds
+
+    # When the authorizer's clock is 3 s before a window ends (the edge is in the next one)
+    model.advance((window_of(model.clock.now, width) + 1) * width - 3.0 - model.clock.now)
+
+    # Then with a tolerance of 0 its token is denied, and API Gateway caches that Deny
+    if caught:
+        with pytest.raises(AssertionError, match="refused"):
+            model.check_all()
+    else:
+        model.check_all()
+
+
+def test_the_model_catches_a_rotation_that_retires_the_old_key_before_it_propagated(
+    monkeypatch: Any,
+) -> None:
+    # Given a rotation that trusts the store's write alone (no propagation wait, no
+    # TestFunction, no drain) and an edge that sees the new key 30 s after its write
+    edge_settings(
+        monkeypatch, EDGE_PROPAGATION_SECONDS="0", DRAIN_SECONDS="0", EDGE_FUNCTION_NAME=""
+    )
+    model = edge_model(delays=(0.0, 0.0, 0.0, 30.0, 0.0))
+
+    # When it runs, and an instance reads the document after it
+    model.trigger_rotation("manual")
+    with pytest.raises(AssertionError, match="refused"):
+        run(model, model.running[0])
+        model.cold_start()
+        model.check_all()
+    # Then that edge's requests are refused: it still signs with the retired key
+
+
+def test_the_model_catches_a_mode_switch_deployed_before_the_key_reached_every_edge() -> None:
+    # Given a switch from header mode whose rotation has just written the key to the store
+    # (edge 0 sees it after 30 s)
+    model = edge_model("header", delays=(30.0, 0.0, 0.0, 0.0, 0.0))
+    model.trigger_rotation("manual")
+    run(model, model.running[0])
+    assert model.kvs.latest.data[KVS_KEY_NAME] == model.world.document.pending
+
+    # When the deploy that removes the static header comes at once (edge 0 switches first)
+    model.switch_modes()
+
+    # Then edge 0's function finds no key and sends no header: its requests are refused
+    with pytest.raises(AssertionError, match="no origin header"):
+        model.check_all()
+
+
+def test_the_model_catches_a_key_signed_with_before_every_instance_has_it(
+    monkeypatch: Any,
+) -> None:
+    # Given a rotation that writes the key to the store one second after staging it, and
+    # instances whose copies predate the staging
+    edge_settings(monkeypatch, STAGE_WAIT_SECONDS="1")
+    model = edge_model()
+    model.advance(30.0)
+    model.check_all()
+
+    # When it runs, then an edge's token with the new key is denied (with certainty: cached)
+    model.trigger_rotation("manual")
+    with pytest.raises(AssertionError, match="refused"):
+        run(model, model.running[0])
+
+
+# -- a product bug the model found, fixed: a revoke that preempts a settling holder settles --
+def test_a_revoke_that_preempts_a_settling_revoke_still_waits_for_the_first_holders_write() -> None:
+    # Given a rotation whose staging write is in flight, preempted by a revoke previous that
+    # waits the fence settle
+    model = ProtocolModel()
+    model.start_instances()
+    model.trigger_rotation("manual")
+    rotation = model.running[0]
+    run(model, rotation, until="stage")
+    model.workflow_step(rotation, None, True)
+    assert model.world.pending_writes
+    model.trigger_revoke_previous()
+    model.advance(0)
+    model.check_all()
+
+    # When a revoke all preempts that revoke during its settle
+    model.trigger_revoke_all()
+    model.advance(0)
+
+    # Then it still waits for the rotation's write (the settling revoke's record says until
+    # when): the write lands before the revoke's, nothing revoked comes back, and every value
+    # CloudFront sends stays accepted
+    for _ in range(10):
+        model.advance(2.5)
+        model.check_all()
 
 
 ProtocolModel.TestCase.settings = settings(
@@ -1287,3 +2043,11 @@ ProtocolModel.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestProtocol = ProtocolModel.TestCase
+
+EdgeSignedModel.TestCase.settings = settings(
+    max_examples=10_000 if SOAK else 200,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestEdgeSigned = EdgeSignedModel.TestCase

@@ -486,7 +486,7 @@ def test_stack_name_of_a_stack_id() -> None:
 
 
 def test_owner_tag_is_the_infra_constant() -> None:
-    from infra.constants import OWNER_TAG as INFRA_TAG
+    from originlock.constants import OWNER_TAG as INFRA_TAG
 
     assert OWNER_TAG == INFRA_TAG == "originlock:stack"
 
@@ -635,7 +635,7 @@ def test_origin_header_value_never_refuses_a_rollback(status: str, tokens: dict[
     # When the rollback asks the guard again
     choice = origin_header_value(old_properties, STACK_ID, store, live, lock, FakeStacks(status))
     # Then it answers the live value and never looks at the lock: the rollback completes
-    assert choice == HeaderChoice(tokens["current"], "live", LOCK_SKIPPED)
+    assert choice == HeaderChoice(tokens["current"], "live", LOCK_SKIPPED, "read")
     assert lock.asked == []
 
 
@@ -684,6 +684,13 @@ def test_origin_header_value_checks_the_lock_when_the_stack_status_is_unreadable
         guard_properties(), STACK_ID, store, FakeDistribution(None), FakeLock(), unreadable
     )
     assert choice.lock == LOCK_FREE
+    # and the guard says it could not read the status (a missing DescribeStacks grant shows
+    # up in the deploy's log, not only in a refused rollback)
+    assert choice.stack_status == "unreadable (DescribeStacks failed: Throttling)"
+    readable = origin_header_value(
+        guard_properties(), STACK_ID, store, FakeDistribution(None), FakeLock(), FakeStacks()
+    )
+    assert readable.stack_status == "read"
 
 
 def test_origin_header_value_needs_the_lock_name_outside_a_rollback(
@@ -1335,3 +1342,24 @@ def test_token_age_of_a_parameter_no_rotation_wrote_is_its_last_write(moto_aws: 
     ssm.put_parameter(Name=NAME, Value=generate_token(), Type="SecureString")
     # Then its age is its LastModifiedDate's
     assert current_value_set_at(ssm, NAME) == last_modified(ssm, NAME)
+
+
+def test_origin_header_warns_when_the_stack_status_is_unreadable(
+    tokens: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a guard role without a working DescribeStacks (a missing grant, throttling)
+    event = cfn_event("Update", "Custom::OriginlockOriginHeaderValue", props=guard_properties())
+    store = FakeStore({NAME: document(current=tokens["current"])})
+
+    handler.origin_header(
+        event, store, FakeDistribution(None), FakeLock(), FakeStacks(readable=False)
+    )
+
+    # Then the deploy's log says so, with the reason (and no value)
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert [r.getMessage() for r in warnings] == [
+        "stack status unreadable: a rollback during a rotation would be refused"
+    ]
+    assert "DescribeStacks failed: Throttling" in str(warnings[0].__dict__.get("stack_status"))
+    assert tokens["current"] not in caplog.text
+    assert all(tokens["current"] not in str(r.__dict__) for r in caplog.records)

@@ -11,6 +11,7 @@ refused by the fence.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -230,3 +231,60 @@ def test_the_cli_ranks_requests_as_the_lock_does() -> None:
     from rotate.adapters import PRIORITIES
 
     assert dict(PRIORITIES) == CLI_PRIORITIES
+
+
+def test_a_revoke_that_preempts_a_settling_revoke_settles_too(
+    sfn: Any, state_machine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a rotation preempted with its step in flight by a revoke previous, which settles
+    rotation = running(sfn, state_machine, ROTATE)
+    first = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+    assert lock().acquire(first, REVOKE_PREVIOUS)["settle"] is True
+    # (waiting in FenceSettle, the revoke has no step of its own under way)
+    monkeypatch.setattr(Lock, "step_in_flight", lambda self, arn: False)
+
+    # When a revoke all preempts it before its settle ends
+    second = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+    result = lock().acquire(second, REVOKE_ALL)
+
+    # Then it settles as well: the rotation's write may still land
+    assert result["settle"] is True
+    assert result["preempted"]["was_settling"] is True
+    assert lock().holder() == second
+    assert sfn.describe_execution(executionArn=rotation)["status"] == "ABORTED"
+
+
+def test_a_stale_settling_holder_passes_its_settle_on(
+    sfn: Any, state_machine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a revoke that preempted a rotation (settling) and then failed at once
+    running(sfn, state_machine, ROTATE)
+    revoke = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+    assert lock().acquire(revoke, REVOKE_ALL)["settle"] is True
+    monkeypatch.setattr(Lock, "still_acting", lambda self, arn: None)
+
+    # When the next execution takes its stale lock over within that settle
+    later = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+    result = lock().acquire(later, ROTATE)
+
+    # Then it waits the settle too, before it reads or writes anything
+    assert result["took_over"] == revoke.rsplit(":", 1)[-1]
+    assert result["settle"] is True
+
+
+def test_a_settle_that_ended_is_not_passed_on(
+    sfn: Any, state_machine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running(sfn, state_machine, ROTATE)
+    revoke = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+    assert lock().acquire(revoke, REVOKE_ALL)["settle"] is True
+    monkeypatch.setattr(Lock, "still_acting", lambda self, arn: None)
+
+    # 21 s later (the settle is 20 s)
+    later_lock = lock()
+    later_lock.wall_clock = lambda: time.time() + 21
+    result = later_lock.acquire(
+        str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"]), ROTATE
+    )
+
+    assert result["settle"] is False

@@ -3,7 +3,7 @@ the AWS-managed Powertools layer, its own log group and a role that may write on
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Stack, Token, Validations
 from aws_cdk import aws_iam as iam
@@ -11,18 +11,18 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.constants import (
-    ASSET_EXCLUDE,
-    FUNCTIONS_DIR,
-    POWERTOOLS_LAYER_ACCOUNT,
-    POWERTOOLS_LAYER_NAME,
-)
-from infra.findings import (
+from originlock.bundle import functions_dir
+from originlock.cdk.findings import (
     LOGS_WITHOUT_SECRETS,
     NO_RESERVATION,
     NO_VPC,
     PLAIN_ENVIRONMENT,
     skip_checkov,
+)
+from originlock.constants import (
+    ASSET_EXCLUDE,
+    POWERTOOLS_LAYER_ACCOUNT,
+    POWERTOOLS_LAYER_NAME,
 )
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
@@ -32,7 +32,7 @@ NAG_PACK = "AwsSolutions"
 
 def functions_code() -> lambda_.Code:
     """The functions/ folder zipped as is (no bundling): handlers need only boto3 and Powertools."""
-    return lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=ASSET_EXCLUDE)
+    return lambda_.Code.from_asset(str(functions_dir()), exclude=ASSET_EXCLUDE)
 
 
 def powertools_layer(scope: Construct, version: int) -> lambda_.ILayerVersion:
@@ -92,10 +92,12 @@ class PythonFunction(Construct):
         reserved_concurrency: int | None = None,
         params_and_secrets: lambda_.ParamsAndSecretsLayerVersion | None = None,
         use_powertools: bool = True,
+        extra_layers: Sequence[lambda_.ILayerVersion] = (),
         no_dead_letter_queue: str,
     ) -> None:
         """*no_dead_letter_queue*: why a failed invocation needs no DLQ (checkov CKV_AWS_116)."""
         super().__init__(scope, construct_id)
+        self.powertools_version = powertools_version
         self.log_group = logs.LogGroup(
             self,
             "Logs",
@@ -122,7 +124,10 @@ class PythonFunction(Construct):
             memory_size=memory_size,
             role=self.role,
             log_group=self.log_group,
-            layers=[powertools_layer(self, powertools_version)] if use_powertools else [],
+            layers=[
+                *([powertools_layer(self, powertools_version)] if use_powertools else []),
+                *extra_layers,
+            ],
             environment=dict(environment),
             reserved_concurrent_executions=reserved_concurrency,
             params_and_secrets=params_and_secrets,

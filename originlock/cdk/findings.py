@@ -1,6 +1,6 @@
 """Checkov's findings acknowledged in the templates, each with its reason.
 
-cdk-nag's are acknowledged with :func:`infra.lambdas.acknowledge`; checkov reads
+cdk-nag's are acknowledged with :func:`originlock.cdk.functions.acknowledge`; checkov reads
 ``Metadata.checkov.skip`` (``[{id, comment}]``) on the resource it would flag.
 ``tests/infra/test_checkov.py`` fails on a finding left unacknowledged and on an
 acknowledgment that no longer matches a finding.

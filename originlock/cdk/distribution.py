@@ -2,7 +2,7 @@
 
 HTTPS only (TLSv1.2) to the origin, viewers redirected to HTTPS, nothing cached,
 every viewer header but Host forwarded. The header's value comes from the drift
-guard (:mod:`infra.origin_header`), never from a literal.
+guard (:mod:`originlock.cdk.drift_guard`), never from a literal.
 
 The distribution is the L1 ``CfnDistribution`` built by :func:`distribution_config`,
 so that the drift guard can carry the very same configuration (with a placeholder
@@ -18,15 +18,28 @@ from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.config import AppConfig
-from infra.constants import ACCESS_LOG_DAYS, HEADER_VALUE_PLACEHOLDER, NOT_CACHED_ERRORS
-from infra.findings import skip_checkov
-from infra.lambdas import acknowledge
-from infra.lockdown_api import LockdownApi
-from infra.origin_header import OriginHeaderValue
-from infra.token_parameter import TokenParameter
+from originlock.cdk.drift_guard import OriginHeaderGuard
+from originlock.cdk.edge_signing import EdgeSigning
+from originlock.cdk.findings import skip_checkov
+from originlock.cdk.functions import acknowledge
+from originlock.cdk.props import DistributionProps, PropsError
+from originlock.cdk.token_parameter import TokenParameter
+from originlock.constants import (
+    ACCESS_LOG_DAYS,
+    HEADER_VALUE_PLACEHOLDER,
+    NOT_CACHED_ERRORS,
+    OPT_IN_REGIONS,
+)
 
 ORIGIN_ID = "lockdown-api"
+NO_WAF = (
+    "No web ACL given (DistributionProps.web_acl_arn; in the app, wafEnabled=false): WAF "
+    "switched off."
+)
+NO_STANDARD_LOGS = (
+    "CloudFront standard logs switched off (DistributionProps.standard_logs; in the app, "
+    "cloudFrontLogsEnabled=false); the API's own access log still records every request."
+)
 ACCESS_LOG_PREFIX = "cloudfront/"
 Cfn = cloudfront.CfnDistribution
 
@@ -34,12 +47,16 @@ Cfn = cloudfront.CfnDistribution
 def distribution_config(
     *,
     header_name: str,
-    header_value: str,
+    header_value: str | None,
     api_domain: str,
     web_acl_arn: str | None,
     log_bucket_domain: str | None,
+    signing: cloudfront.CfnDistribution.FunctionAssociationProperty | None = None,
 ) -> cloudfront.CfnDistribution.DistributionConfigProperty:
-    """The distribution's whole configuration; the drift guard gets a copy with a placeholder."""
+    """The distribution's whole configuration; the drift guard gets a copy with a placeholder.
+
+    Edge-signed mode (*signing*, the viewer-request function): no origin custom header (one of
+    the same name would win over the function's) and the function on the behaviour."""
     return Cfn.DistributionConfigProperty(
         enabled=True,
         comment="originlock: the only way into the API",
@@ -62,11 +79,15 @@ def distribution_config(
                     origin_protocol_policy="https-only",
                     origin_ssl_protocols=["TLSv1.2"],
                 ),
-                origin_custom_headers=[
-                    Cfn.OriginCustomHeaderProperty(
-                        header_name=header_name, header_value=header_value
-                    )
-                ],
+                origin_custom_headers=(
+                    [
+                        Cfn.OriginCustomHeaderProperty(
+                            header_name=header_name, header_value=header_value
+                        )
+                    ]
+                    if header_value is not None
+                    else None
+                ),
             )
         ],
         # CloudFront caches an origin's 404/405/414/5xx (and 400/403/412/415 sent with a max-age)
@@ -87,6 +108,7 @@ def distribution_config(
             origin_request_policy_id=(
                 cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER.origin_request_policy_id
             ),
+            function_associations=[signing] if signing is not None else None,
         ),
     )
 
@@ -126,40 +148,98 @@ def access_log_bucket(scope: Construct) -> s3.Bucket:
     return bucket
 
 
-class Edge(Construct):
-    """The distribution and the drift guard that sets its origin header."""
+def api_domain_of(api_endpoint: str) -> str:
+    """``https://<api-id>.execute-api.<region>.amazonaws.com`` -> the host name."""
+    return Fn.select(2, Fn.split("/", api_endpoint))
+
+
+class LockedDistribution(Construct):
+    """A distribution in front of an HTTP API, and the drift guard that sets its origin header.
+
+    What :class:`~originlock.cdk.OriginLock` makes when it is given no distribution: one origin
+    (the API), nothing cached, no error answer cached, WAF and standard logs as *props* say.
+
+    Parameters
+    ----------
+    api_endpoint
+        The API's endpoint (``HttpApi.api_endpoint``).
+    token
+        The token parameter (the drift guard reads it).
+    header_name
+        The origin header.
+    state_machine_name
+        The rotation workflow's state machine (the drift guard checks its lock).
+    props
+        Web ACL and standard logs.
+    powertools_layer_version
+        The drift guard function's Powertools layer.
+
+    Attributes
+    ----------
+    distribution, header_value (the drift guard), log_bucket, distribution_id,
+    distribution_arn, url
+    """
 
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        config: AppConfig,
-        api: LockdownApi,
+        api_endpoint: str,
         token: TokenParameter,
-        web_acl_arn: str | None,
+        header_name: str,
+        state_machine_name: str,
+        props: DistributionProps | None = None,
+        powertools_layer_version: int,
+        edge_signing: EdgeSigning | None = None,
     ) -> None:
+        props = props or DistributionProps()
+        region = Stack.of(scope).region
+        if props.standard_logs and region in OPT_IN_REGIONS:
+            raise PropsError(
+                f"CloudFront delivers no standard logs to a bucket in {region} (an opt-in "
+                "Region): set DistributionProps(standard_logs=False), or deploy in another region"
+            )
         super().__init__(scope, construct_id)
-        self.header_value = OriginHeaderValue(self, "OriginHeaderValue", config=config, token=token)
-        self.log_bucket = access_log_bucket(self) if config.cloud_front_logs_enabled else None
-        # https://<api-id>.execute-api.<region>.amazonaws.com -> the host name.
-        api_domain = Fn.select(2, Fn.split("/", api.api.api_endpoint))
+        web_acl_arn = props.web_acl_arn
+        # Header mode: the drift guard gives the origin header its value. Edge-signed mode: no
+        # origin header; the function signs, and its key is put in place around the
+        # distribution (EdgeSigning.guard).
+        self.header_value: OriginHeaderGuard | None = None
+        if edge_signing is None:
+            self.header_value = OriginHeaderGuard(
+                self,
+                "OriginHeaderValue",
+                token=token,
+                header_name=header_name,
+                state_machine_name=state_machine_name,
+                powertools_layer_version=powertools_layer_version,
+            )
+            header_name = self.header_value.header_name
+        self.log_bucket = access_log_bucket(self) if props.standard_logs else None
+        self.web_acl_arn = web_acl_arn
         config_with = functools.partial(
             distribution_config,
-            header_name=config.header_name,
-            api_domain=api_domain,
+            header_name=header_name,
+            api_domain=api_domain_of(api_endpoint),
             web_acl_arn=web_acl_arn,
             log_bucket_domain=self.log_bucket.bucket_domain_name if self.log_bucket else None,
+            signing=edge_signing.function_association() if edge_signing else None,
         )
         self.distribution = Cfn(
             self,
             "Distribution",
-            distribution_config=config_with(header_value=self.header_value.value),
+            distribution_config=config_with(
+                header_value=self.header_value.value if self.header_value else None
+            ),
         )
-        self.header_value.track(
-            self.distribution,
-            config_with(header_value=HEADER_VALUE_PLACEHOLDER),
-        )
+        if self.header_value is not None:
+            self.header_value.track(
+                self.distribution,
+                config_with(header_value=HEADER_VALUE_PLACEHOLDER),
+            )
+        if edge_signing is not None:
+            edge_signing.guard(self.distribution)
         acknowledge(
             self.distribution,
             (
@@ -184,27 +264,25 @@ class Edge(Construct):
         if web_acl_arn is None:
             acknowledge(
                 self.distribution,
-                ("AwsSolutions-CFR2", "WAF switched off in cdk.json (wafEnabled=false)."),
+                ("AwsSolutions-CFR2", NO_WAF),
             )
             skip_checkov(
                 self.distribution,
-                ("CKV_AWS_68", "WAF switched off in cdk.json (wafEnabled=false)."),
+                ("CKV_AWS_68", NO_WAF),
             )
         if self.log_bucket is None:
             acknowledge(
                 self.distribution,
                 (
                     "AwsSolutions-CFR3",
-                    "CloudFront standard logs switched off (cloudFrontLogsEnabled=false); "
-                    "the API's own access log still records every request.",
+                    NO_STANDARD_LOGS,
                 ),
             )
             skip_checkov(
                 self.distribution,
                 (
                     "CKV_AWS_86",
-                    "CloudFront standard logs switched off (cloudFrontLogsEnabled=false); "
-                    "the API's own access log still records every request.",
+                    NO_STANDARD_LOGS,
                 ),
             )
 

@@ -3,9 +3,9 @@
 Each authorizer instance reads the token document at most once per ``(1 - JITTER)`` * its
 max age while SSM answers (``functions/authorizer/cache.py``: whatever the traffic, sprays of
 random header values included), so a fleet of N instances reads at most
-``N / ((1 - JITTER) * max age)`` times per second. The CDK app gives the authorizer the
-smallest max age (not below the configured one) that keeps its largest fleet within the
-budget. docs/authorizer.md, "SSM budget".
+``N / ((1 - JITTER) * max age)`` times per second. The construct library (originlock.cdk)
+gives the authorizer the smallest max age (not below the configured one) that keeps its
+largest fleet within the budget. docs/authorizer.md, "SSM budget".
 """
 
 from __future__ import annotations

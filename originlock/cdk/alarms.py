@@ -22,37 +22,61 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.config import AppConfig
-from infra.constants import (
+from originlock.cdk.findings import skip_checkov
+from originlock.cdk.functions import PythonFunction, acknowledge
+from originlock.cdk.props import AlarmProps, RotationProps
+from originlock.cdk.token_parameter import TokenParameter
+from originlock.constants import (
     AGE_METRIC,
     AGE_PROBE_HANDLER,
     AGE_PROBE_SERVICE,
     AUTHORIZER_SERVICE,
     DENIED_METRIC,
     METRICS_NAMESPACE,
+    POWERTOOLS_LAYER_VERSION,
 )
-from infra.findings import skip_checkov
-from infra.lambdas import PythonFunction, acknowledge
-from infra.token_parameter import TokenParameter
 
 # Denials per 5 minutes above which someone is probably guessing the header.
 DENIAL_SPIKE_THRESHOLD = 100
 PROBE_INTERVAL = Duration.minutes(30)
 
 
-class Monitoring(Construct):
-    """The SNS topic, the alarms into it, the dashboard and the token-age probe."""
+class OriginLockAlarms(Construct):
+    """The SNS topic, the alarms into it, the dashboard and the token-age probe.
+
+    Parameters
+    ----------
+    token
+        The token parameter (the probe reads its metadata, never its value).
+    state_machine
+        The rotation workflow's state machine.
+    authorizer
+        The authorizer function.
+    props
+        Where alarms go, and the token age that is stale.
+    rotation
+        The schedule (the default stale age is twice a ``rate(...)``).
+
+    Attributes
+    ----------
+    topic, alarms, dashboard, probe, token_max_age_seconds
+    """
 
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        config: AppConfig,
         token: TokenParameter,
         state_machine: sfn.StateMachine,
         authorizer: lambda_.IFunction,
+        props: AlarmProps | None = None,
+        rotation: RotationProps | None = None,
+        powertools_layer_version: int = POWERTOOLS_LAYER_VERSION,
     ) -> None:
+        props = props or AlarmProps()
+        token_max_age = props.token_max_age_seconds(rotation or RotationProps())
+        self.token_max_age_seconds = token_max_age
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(self, "Alarms", display_name="originlock alarms", enforce_ssl=True)
         skip_checkov(
@@ -64,8 +88,8 @@ class Monitoring(Construct):
                 "deployment, with a key policy for CloudWatch).",
             ),
         )
-        if config.alarm_email:
-            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        if props.email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(props.email))
         action = actions.SnsAction(self.topic)
 
         self.probe = PythonFunction(
@@ -78,7 +102,7 @@ class Monitoring(Construct):
                 "POWERTOOLS_SERVICE_NAME": AGE_PROBE_SERVICE,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             },
-            powertools_version=config.powertools_layer_version,
+            powertools_version=powertools_layer_version,
             no_dead_letter_queue=(
                 "Invoked by an EventBridge rule that retries twice; a lost run is a missing "
                 "TokenAgeSeconds datapoint, which the TokenStale alarm treats as breaching."
@@ -135,10 +159,10 @@ class Monitoring(Construct):
                 "TokenStale",
                 alarm_description=(
                     "The token parameter was last written more than "
-                    f"{config.token_max_age_seconds} s ago (twice the rotation schedule), "
+                    f"{token_max_age} s ago (twice the rotation schedule), "
                     "or the token-age probe stopped reporting."
                 ),
-                threshold=config.token_max_age_seconds,
+                threshold=token_max_age,
                 evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 # No datapoint means the probe is broken: say so.
@@ -189,9 +213,7 @@ class Monitoring(Construct):
                 title="Token age (seconds)",
                 left=[self.token_age_metric()],
                 left_annotations=[
-                    cloudwatch.HorizontalAnnotation(
-                        value=config.token_max_age_seconds, label="alarm"
-                    )
+                    cloudwatch.HorizontalAnnotation(value=token_max_age, label="alarm")
                 ],
                 width=12,
             ),

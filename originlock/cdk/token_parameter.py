@@ -15,14 +15,15 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from infra.config import AppConfig
-from infra.constants import (
+from originlock.cdk.functions import PythonFunction
+from originlock.cdk.props import check_parameter_name
+from originlock.constants import (
     CURRENT_SINCE_TAG,
     OWNER_TAG,
     PARAMETER_PROVIDER_HANDLER,
     PARAMETER_RESOURCE_TYPE,
+    POWERTOOLS_LAYER_VERSION,
 )
-from infra.lambdas import PythonFunction
 
 
 def parameter_arn(scope: Construct, name: str) -> str:
@@ -35,24 +36,48 @@ def parameter_arn(scope: Construct, name: str) -> str:
     )
 
 
+def lock_parameter_name(parameter_name: str) -> str:
+    """The rotation lock's parameter (a String, no secret) beside the token parameter."""
+    return f"{parameter_name}.lock"
+
+
 class TokenParameter(Construct):
-    """The SecureString token parameter and the custom resource that provisions it."""
+    """The SecureString token parameter and the custom resource that provisions it.
+
+    Parameters
+    ----------
+    parameter_name
+        The parameter's name; an existing parameter of that name is adopted as it is (a
+        blog-style bare value included) unless *adopt_existing* is false.
+    encryption_key
+        A customer managed KMS key for the SecureString; ``None``: the AWS managed key.
+    powertools_layer_version
+        The Powertools layer of the provisioning function.
+
+    Attributes
+    ----------
+    name, arn, key, lock_name, lock_arn, lock_takeover_arn, provider, resource
+    """
 
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        config: AppConfig,
-        key: kms.IKey | None,
+        parameter_name: str,
+        adopt_existing: bool = True,
+        encryption_key: kms.IKey | None = None,
+        powertools_layer_version: int = POWERTOOLS_LAYER_VERSION,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.name = config.parameter_name
-        self.key = key
+        self.name = check_parameter_name(parameter_name)
+        self.key = encryption_key
+        key = encryption_key
         self.arn = parameter_arn(self, self.name)
-        self.lock_arn = parameter_arn(self, config.lock_parameter_name)
+        self.lock_name = lock_parameter_name(self.name)
+        self.lock_arn = parameter_arn(self, self.lock_name)
         # Takeover markers of the rotation lock: their suffix is made at run time.
-        self.lock_takeover_arn = parameter_arn(self, f"{config.lock_parameter_name}.takeover.*")
+        self.lock_takeover_arn = parameter_arn(self, f"{self.lock_name}.takeover.*")
 
         self.provider = PythonFunction(
             self,
@@ -60,7 +85,7 @@ class TokenParameter(Construct):
             handler=PARAMETER_PROVIDER_HANDLER,
             description="originlock: creates or adopts the token parameter (custom resource)",
             environment={"POWERTOOLS_SERVICE_NAME": "provision"},
-            powertools_version=config.powertools_layer_version,
+            powertools_version=powertools_layer_version,
             timeout=Duration.minutes(2),
             no_dead_letter_queue=(
                 "Invoked by CloudFormation for a custom resource: the handler always answers "
@@ -90,7 +115,7 @@ class TokenParameter(Construct):
 
         properties: dict[str, str] = {
             "ParameterName": self.name,
-            "AdoptExisting": "true" if config.adopt_existing_parameter else "false",
+            "AdoptExisting": "true" if adopt_existing else "false",
         }
         if key is not None:
             properties["KeyId"] = key.key_arn

@@ -1,0 +1,147 @@
+"""The rehearsal's checks of the deployed stack (each raises :class:`RehearsalError` in one line).
+
+The least-privilege proof is in :mod:`rehearsal.least_privilege`; the smoke test, which also
+runs against AWS and the sandbox, in :mod:`originlock.smoke`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import urllib3
+
+from originlock.document import fingerprint
+from rehearsal.deployment import Deployment
+from rehearsal.errors import RehearsalError
+from rehearsal.exercises import Baseline, RotateExercise
+
+
+def _status(deployment: Deployment, url: str, headers: dict[str, str]) -> int:
+    http = urllib3.PoolManager(ca_certs=str(deployment.ministack.ca_bundle), retries=False)
+    try:
+        return int(http.request("GET", url, headers=headers, timeout=30).status)
+    except urllib3.exceptions.HTTPError as exc:
+        raise RehearsalError(f"GET {url}: no answer ({type(exc).__name__})") from None
+
+
+def blog_test(deployment: Deployment, edge_url: str) -> list[str]:
+    """The blog's test: 401 without the header, 403 with a wrong value, 200 through CloudFront
+    (and with the current value straight to the API, as CloudFront sends it)."""
+    current = deployment.document().current
+    assert current is not None
+    header = deployment.header_name
+    checks = [
+        ("API, no header", deployment.api_url, {}, 401),
+        ("API, a wrong value", deployment.api_url, {header: "a-guess"}, 403),
+        ("API, the current value", deployment.api_url, {header: current}, 200),
+        ("through CloudFront", edge_url, {}, 200),
+    ]
+    lines = []
+    for what, url, headers, expected in checks:
+        status = _status(deployment, url, headers)
+        if status != expected:
+            raise RehearsalError(f"blog test, {what}: {status}, expected {expected}")
+        lines.append(f"{what}: {status}")
+    return lines
+
+
+def rotate_steps(deployment: Deployment, baseline: Baseline) -> list[str]:
+    """Each rotate step invoked with its real role, the state checked after each."""
+    exercise = RotateExercise(deployment, baseline)
+    start = deployment.document()
+    lines: list[str] = []
+
+    def after(step: str, result: dict[str, Any]) -> None:
+        document = deployment.document()
+        sends = deployment.sends()
+        if step == "stage" and (document.pending is None or document.current != start.current):
+            raise RehearsalError("rotate step stage: no value was staged")
+        if step == "switch" and sends != fingerprint(document.pending):
+            raise RehearsalError("rotate step switch: CloudFront does not send the staged value")
+        if step == "check_deployed" and not result.get("deployed"):
+            raise RehearsalError(f"rotate step check_deployed: {result.get('status')}")
+        if step == "promote" and (
+            document.current is None or fingerprint(document.current) != sends
+        ):
+            raise RehearsalError("rotate step promote: current is not what CloudFront sends")
+        if step == "retire" and document.previous is not None:
+            raise RehearsalError("rotate step retire: the previous value is still accepted")
+        lines.append(f"{step}: ok (sends {sends}, generation {document.generation})")
+
+    exercise.after = after
+    exercise.reset()
+    exercise.run()
+    _switch_is_conditional(deployment)
+    return lines
+
+
+def _switch_is_conditional(deployment: Deployment) -> None:
+    """UpdateDistribution with a stale ETag must be refused (the switch relies on it)."""
+    from botocore.exceptions import ClientError
+
+    config, etag = deployment.distribution_config()
+    deployment.client("cloudfront").update_distribution(
+        Id=deployment.distribution_id, IfMatch=etag, DistributionConfig=config
+    )
+    try:
+        deployment.client("cloudfront").update_distribution(
+            Id=deployment.distribution_id, IfMatch=etag, DistributionConfig=config
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "PreconditionFailed":
+            return
+        raise
+    raise RehearsalError("UpdateDistribution with a stale IfMatch was accepted")
+
+
+def interrupted_after_switch(deployment: Deployment) -> str:
+    """A rotation that stopped after its switch: a value staged, CloudFront sending it, no lock.
+    The drift guard must keep that value (it is accepted), not put ``current`` back."""
+    from originlock.document import TokenDocument
+    from tokens.document import generate_token
+
+    staged = deployment.document().evolve(pending=generate_token())
+    assert isinstance(staged, TokenDocument) and staged.pending is not None
+    deployment.put_document(staged)
+    deployment.set_header_value(staged.pending)
+    return str(fingerprint(staged.pending))
+
+
+def header_kept(deployment: Deployment, before: str) -> str:
+    """After a deploy that changed the distribution: the guard ran, the header is unchanged."""
+    events = deployment.client("cloudformation").describe_stack_events(StackName=deployment.stack)[
+        "StackEvents"
+    ]
+    guard = deployment.logical_id("Edge/OriginHeaderValue/Resource")
+    if not any(
+        e["LogicalResourceId"] == guard and e["ResourceStatus"] == "UPDATE_COMPLETE" for e in events
+    ):
+        raise RehearsalError("second deploy: the drift guard was not updated (did not run)")
+    after = deployment.sends()
+    if after != before:
+        raise RehearsalError(
+            f"second deploy: CloudFront sends {after}, it sent {before} (pending) before"
+        )
+    return f"drift guard ran and kept the staged value CloudFront sends ({after})"
+
+
+def destroyed(deployment: Deployment) -> str:
+    """After ``cdk destroy``: the parameter the stack created is gone, so is the stack."""
+    ssm = deployment.client("ssm")
+    try:
+        ssm.get_parameter(Name=deployment.parameter_name)
+    except ssm.exceptions.ParameterNotFound:
+        pass
+    else:
+        raise RehearsalError(
+            f"destroy: parameter {deployment.parameter_name} (created by the stack) is still there"
+        )
+    names = [
+        s["StackName"]
+        for s in deployment.client("cloudformation").list_stacks()["StackSummaries"]
+        if s["StackStatus"] != "DELETE_COMPLETE"
+    ]
+    left = [name for name in names if name.startswith(deployment.stack)]
+    if left:
+        raise RehearsalError(f"destroy: stacks left: {', '.join(left)}")
+    return "parameter deleted with the stack; no originlock stack left"
