@@ -31,7 +31,13 @@ from provision.logic import (
     remove_parameter,
     stack_name_of,
 )
-from provision.signing import SIGNING_KEY_PHYSICAL_ID, DistributionIds, DocumentStore, KeyStore
+from provision.signing import (
+    SIGNING_KEY_PHYSICAL_ID,
+    DistributionIds,
+    DocumentStore,
+    KeyStore,
+    release_signing_key,
+)
 from provision.signing import signing_key as decide_signing_key
 from tokens.document import fingerprint
 
@@ -105,8 +111,8 @@ def signing_key(
     sleep: Callable[[float], None],
 ) -> Answer:
     if event["RequestType"] == "Delete":
-        # The keys stay in the document until a rotation retires them; the store goes with
-        # the stack.
+        released = release_signing_key(event.get("ResourceProperties") or {}, store)
+        logger.info("signing key released", outcome=released)
         return Answer(SIGNING_KEY_PHYSICAL_ID)
     outcome = decide_signing_key(
         event.get("ResourceProperties") or {},

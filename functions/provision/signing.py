@@ -46,6 +46,7 @@ from provision.logic import (
 )
 from tokens.document import (
     EDGE_SIGNED_MODE,
+    HEADER_MODE,
     CorruptDocumentError,
     Signing,
     TokenDocument,
@@ -195,6 +196,18 @@ def signing_key(
         lock_state = check_rotation_lock(_text(properties, "LockParameterName"), lock)
     signing = Signing(distribution, window, tolerance)
     document = _document(store, parameter)
+    if (
+        document.mode == EDGE_SIGNED_MODE
+        and document.signing is not None
+        and document.signing.window_seconds != window
+    ):
+        # The function's new code and the authorizers would number windows differently until
+        # both had changed: every token refused meanwhile.
+        raise SigningStateError(
+            f"the edges sign with {document.signing.window_seconds} s windows: a window "
+            f"changes only through header mode (deploy lockMode=header, then edge-signed with "
+            f"{window} s; docs/edge-signed.md, Settings)"
+        )
     stored, etag = keys.read()
     if (
         stored is not None
@@ -223,3 +236,37 @@ def signing_key(
         # rotation does after its write (found by the protocol model).
         sleep(propagation)
     return SigningOutcome(STAGED, key_id(key), lock_state)
+
+
+def release_signing_key(properties: Mapping[str, Any], store: DocumentStore) -> str:
+    """Handle ``Delete``: the stack leaves edge-signed mode (switched back to header mode, or a
+    deploy that switched rolled back), or is deleted.
+
+    CloudFormation deletes this resource after the distribution stopped running the function
+    (the distribution depended on it, or named it), so no edge signs any more. A key it staged
+    and no rotation promoted is dropped (kept, a header-mode rotation could never stage: it
+    refuses to send a key staged for edge-signed mode), and the document says header mode.
+    ``current`` and ``previous`` stay: the drift guard may have given ``current`` to the
+    distribution's static header. Best effort on a parameter that is gone.
+
+    Returns
+    -------
+    str
+        ``"released"``, ``"nothing to release"`` or ``"no parameter"``.
+    """
+    parameter = _text(properties, "ParameterName")
+    kms_key = str(properties.get("KeyId") or "").strip() or None
+    raw = store.get(parameter)
+    if raw is None:
+        return "no parameter"
+    try:
+        document = TokenDocument.parse(raw)
+    except CorruptDocumentError:
+        return "nothing to release"  # never overwrite what we cannot read
+    if document.mode != EDGE_SIGNED_MODE:
+        return "nothing to release"
+    changes: dict[str, Any] = {"mode": HEADER_MODE}
+    if document.pending is not None and document.current is not None:
+        changes["pending"] = None
+    store.put(parameter, document.evolve(**changes).to_json(), kms_key)
+    return "released"

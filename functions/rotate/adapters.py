@@ -22,6 +22,7 @@ from rotate.errors import (
     CloudFrontThrottledError,
     CorruptTokenDocumentError,
     DistributionChangedError,
+    KeyValueStoreError,
     LockLostError,
     NoSigningKeyError,
     RotationInProgressError,
@@ -728,6 +729,8 @@ class Distribution:
 
 # The name SigningKeys reports the store's key under, beside the origins' static headers.
 KEY_VALUE_STORE = "key-value-store"
+# The distribution id TestFunction's event names (a well-formed id no distribution has).
+TEST_FUNCTION_DISTRIBUTION = "EORIGINLOCKTEST"
 
 
 class SigningKeys:
@@ -770,7 +773,10 @@ class SigningKeys:
                 ) from None
             if code in THROTTLING or transient(exc):
                 raise CloudFrontThrottledError(f"KeyValueStore {operation}: {code}") from None
-            raise
+            if code == "ResourceNotFoundException" and operation == "get_key":
+                raise  # a missing key: _store decides
+            # Never AWS's message: a validation error could quote the value sent (the key).
+            raise KeyValueStoreError(f"KeyValueStore {operation}: {code}") from None
         except BotoCoreError as exc:
             raise CloudFrontThrottledError(
                 f"KeyValueStore {operation}: {type(exc).__name__}"
@@ -842,7 +848,9 @@ class SigningKeys:
             event = {
                 "version": "1.0",
                 "context": {
-                    "distributionId": self.settings.distribution_id,
+                    # Not the real id: the token CloudFront computes for the test then opens
+                    # nothing (only its key id is compared, which the id does not change).
+                    "distributionId": TEST_FUNCTION_DISTRIBUTION,
                     "eventType": "viewer-request",
                 },
                 "viewer": {"ip": "198.51.100.7"},

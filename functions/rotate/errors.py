@@ -42,6 +42,11 @@ class NoSigningKeyError(NoOriginHeaderError):
     header): nothing to rotate. Deploying the stack puts the first key in place."""
 
 
+class KeyValueStoreError(RotationError):
+    """Edge-signed mode: the KeyValueStore refused a call for a reason a retry cannot change
+    (access denied, validation). The message carries AWS's error code only."""
+
+
 class UnknownOriginHeaderError(RotationError):
     """CloudFront sends a value the token document does not know (changed out of band)."""
 

@@ -198,6 +198,17 @@ def _mode_fields(document: TokenDocument, settings: RotateSettings) -> dict[str,
     signing = Signing(settings.distribution_id, settings.window_seconds, settings.tolerance_windows)
     if document.mode == EDGE_SIGNED_MODE and document.signing == signing:
         return {}
+    if (
+        document.mode == EDGE_SIGNED_MODE
+        and document.signing is not None
+        and document.signing.window_seconds != signing.window_seconds
+    ):
+        # The function's code and the authorizers would number windows differently until both
+        # changed: every token refused meanwhile (docs/edge-signed.md, "Settings").
+        raise StateConflictError(
+            f"the edges sign with {document.signing.window_seconds} s windows, this function is "
+            f"set for {signing.window_seconds} s: a window changes only through header mode"
+        )
     return {"mode": EDGE_SIGNED_MODE, "signing": signing}
 
 

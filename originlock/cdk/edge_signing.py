@@ -38,14 +38,16 @@ PROVIDER_MARGIN_SECONDS = 120
 
 def render_function_code(header_name: str, window_seconds: int) -> str:
     """The viewer-request function's code, placeholders filled in (no key: checked there)."""
-    import sys
+    # functions/edge, the one way to fill in the placeholders, loaded from its file under a
+    # name of ours: nothing added to sys.path (a user's own `edge` module stays theirs).
+    import importlib.util
 
-    folder = str(functions_dir())
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    from edge import render  # functions/edge: the one way to fill in the placeholders
-
-    return str(render(header_name, window_seconds))
+    source = functions_dir() / "edge" / "__init__.py"
+    spec = importlib.util.spec_from_file_location("originlock._edge_function", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.render(header_name, window_seconds))
 
 
 def awscrt_layer(scope: Construct) -> lambda_.ILayerVersion:
@@ -237,6 +239,9 @@ class EdgeSigning(Construct):
             {"DistributionLogicalId": stack.get_logical_id(distribution)},
         )
         distribution.node.add_dependency(self.before)
+        # The function's code too: a deploy the resource refuses (a window changed in place)
+        # must fail before new code numbers the windows differently from the authorizers.
+        self.function.node.add_dependency(self.before)
         self.after = self._resource("KeyAfterDistribution", {"DistributionId": distribution.ref})
 
     def _resource(self, construct_id: str, extra: dict[str, str]) -> CustomResource:

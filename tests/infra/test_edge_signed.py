@@ -104,6 +104,9 @@ def test_a_key_is_put_in_place_before_and_after_the_distribution(edge: Synth) ->
     # Before: the distribution waits for it (a stack switching modes gets its key first)
     assert keys[before]["Properties"]["DistributionLogicalId"] == distribution_id
     assert before in as_list(distribution["DependsOn"])
+    # and so does the function's code (a refused deploy fails before the code changes)
+    _, function = only(of_type(template, "AWS::CloudFront::Function"))
+    assert before in as_list(function["DependsOn"])
     # After: it names the distribution (a first create gets its key there)
     assert keys[after]["Properties"]["DistributionId"] == {"Ref": distribution_id}
 

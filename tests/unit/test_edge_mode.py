@@ -32,6 +32,7 @@ from rotate.adapters import (
 from rotate.errors import (
     CloudFrontThrottledError,
     DistributionChangedError,
+    KeyValueStoreError,
     NoSigningKeyError,
     StateConflictError,
 )
@@ -491,8 +492,41 @@ def test_the_function_run_by_cloudfront_must_sign_with_the_new_key() -> None:
             {"TestResult": {"FunctionOutput": json.dumps(output), "ComputeUtilization": "12"}},
             {"Name": "originlock-sign", "IfMatch": "F1", "Stage": "LIVE", "EventObject": ANY},
         )
+        sent: list[dict[str, Any]] = []
+        cloudfront.client.meta.events.register(
+            "before-parameter-build.cloudfront.TestFunction",
+            lambda params, sent=sent, **_: sent.append(json.loads(params["EventObject"])),
+        )
         with kvs, cloudfront:
             assert adapter.describe().status == expected
+        # The test event names no real distribution: the token CloudFront returns opens nothing
+        assert sent[0]["context"]["distributionId"] != DISTRIBUTION
+
+
+def test_a_store_refusal_is_named_without_aws_text() -> None:
+    settings = RotateSettings.from_env(EDGE_ENV)
+    adapter, kvs, _ = stubbed_store(settings, NOW)
+    key = generate_token()
+    kvs.add_client_error(
+        "update_keys",
+        "ValidationException",
+        service_message=f"Value {key} is not valid",
+        http_status_code=400,
+    )
+    with kvs, pytest.raises(KeyValueStoreError) as raised:
+        adapter.send(LiveDistribution({}, "ETAG2"), key, FRESH)
+    assert str(raised.value) == "KeyValueStore update_keys: ValidationException"
+
+
+def test_a_rotation_never_changes_the_window_the_edges_sign_with() -> None:
+    # Given a document whose edges sign with 60 s windows, and a function set for 30 s
+    settings = RotateSettings.from_env(EDGE_ENV | {"EDGE_WINDOW_SECONDS": "30"})
+    key = generate_token()
+    ports, store, edges = edge_ports(edge_document(current=key), key)
+
+    with pytest.raises(StateConflictError, match="only through header mode"):
+        steps.stage(call(), settings, ports)
+    assert store.writes == [] and edges.sent == []
 
 
 def test_a_static_origin_header_left_by_a_mode_switch_stops_the_wait_with_a_named_error() -> None:

@@ -18,6 +18,7 @@ from provision.signing import (
     NO_DISTRIBUTION_YET,
     STAGED,
     SigningStateError,
+    release_signing_key,
     signing_key,
 )
 from tests.unit.test_provision import (
@@ -248,3 +249,53 @@ def test_signing_key_shows_no_key_anywhere() -> None:
 
     assert key not in json.dumps(outcome.data())  # type: ignore[attr-defined]
     assert key not in repr(outcome)
+
+
+def test_signing_key_refuses_to_change_the_window_in_place() -> None:
+    # Given a stack in edge-signed mode with 60 s windows
+    world = World(TokenDocument(current=generate_token(), generation=1))
+    world.run()
+    world.events.clear()
+
+    # When a deploy asks for 30 s windows
+    with pytest.raises(SigningStateError, match="only through header mode"):
+        world.run(properties(WindowSeconds="30"))
+
+    # Then nothing changed: the authorizers and the edges still agree
+    assert world.events == []
+    assert world.documents.document.signing == Signing(DISTRIBUTION, 60, 1)
+
+
+def test_release_drops_a_key_no_rotation_promoted_and_says_header_mode() -> None:
+    # Given a switch to edge-signed mode that staged a key, then a deploy back (or a rollback)
+    header_value = generate_token()
+    world = World(TokenDocument(current=header_value, generation=1))
+    world.run()
+    staged = world.documents.document.pending
+    assert staged is not None
+
+    # When CloudFormation deletes the resource
+    assert release_signing_key(properties(), world.documents) == "released"
+
+    # Then the key is gone, the header value stays, and a header-mode rotation can stage again
+    document = world.documents.document
+    assert document.pending is None and document.current == header_value
+    assert document.mode == "header"
+
+
+def test_release_keeps_a_promoted_key_and_leaves_other_documents_alone() -> None:
+    # A key promoted by a rotation is what the drift guard gives the static header: it stays
+    key = generate_token()
+    world = World(
+        TokenDocument(
+            current=key, generation=5, mode="edge-signed", signing=Signing(DISTRIBUTION, 60, 1)
+        )
+    )
+    assert release_signing_key(properties(), world.documents) == "released"
+    assert world.documents.document.current == key
+
+    header = World(TokenDocument(current=generate_token(), generation=1))
+    assert release_signing_key(properties(), header.documents) == "nothing to release"
+    assert header.events == []
+    gone = World(None)
+    assert release_signing_key(properties(), gone.documents) == "no parameter"
