@@ -316,3 +316,36 @@ def test_edge_verify_accepts_what_the_signer_produced_inside_the_window(
 
     assert valid_token(token)
     assert verify(token, keys(key), distribution_id, now, window, 0) == "pending"
+
+
+@pytest.mark.parametrize("presented", ["first", "second", "forged"])
+def test_edge_verify_compares_every_candidate_in_constant_time(
+    presented: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two accepted keys that share a kid (both are candidates for any token naming it)
+    verifier = Verifier(keys(KEY, SAME_KID), DIST, WINDOW)
+    import tokens.edge
+
+    compared: list[tuple[bytes, bytes]] = []
+    original = tokens.edge.hmac.compare_digest
+
+    def compare_digest(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return original(a, b)
+
+    monkeypatch.setattr(tokens.edge.hmac, "compare_digest", compare_digest)
+    token = {
+        "first": sign(KEY, DIST, T0, WINDOW),
+        "second": sign(SAME_KID, DIST, T0, WINDOW),
+    }.get(presented) or sign(KEY, DIST, T0, WINDOW)[:-1] + "A"
+
+    # When a token naming that kid is verified
+    slot = verifier.verify(token, T0)
+
+    # Then its MAC was compared, with hmac.compare_digest, against both keys' MACs, whichever
+    # matched (or none): the timing tells neither which key nor whether any
+    assert len(compared) == 2
+    assert {a for a, _ in compared} == {token[-43:].encode()} or {b for _, b in compared} == {
+        token[-43:].encode()
+    }
+    assert slot == {"first": "pending", "second": "current"}.get(presented)
