@@ -98,13 +98,12 @@ class RotateSettings:
             env, "AUTHORIZER_REFRESH_INTERVAL_SECONDS", cls.authorizer_refresh_interval
         )
         max_age = _number(env, "AUTHORIZER_MAX_AGE_SECONDS", cls.authorizer_max_age)
-        # Wait after staging, before CloudFront is switched. With SSM answering, refresh-on-
-        # miss makes every instance accept pending one refresh interval after the write. A
-        # rotation waits a whole cache max age more (+5 s), so every instance that serves
-        # traffic has re-read the document on its own, with retries, before the switch: a
-        # transient SSM error at the moment an edge first sends the new value then cannot
-        # turn into a Deny that API Gateway caches. An emergency revoke waits only the
-        # refresh interval (+5 s): it trades that margin for a shorter revoke bound R.
+        # Wait after staging, before CloudFront is switched: a whole cache max age (+ the
+        # refresh interval + 5 s), so every instance that serves traffic has re-read the
+        # document on its own, with retries, before any edge sends the new value (an instance
+        # never re-reads because of what a request carries: authorizer/cache.py). An
+        # emergency revoke waits only the refresh interval (+5 s), and replaces the instances
+        # before its switch instead (docs/runbook.md).
         stage_wait = _number(env, "STAGE_WAIT_SECONDS", max_age + refresh + 5.0)
         revoke_wait = _number(env, "REVOKE_STAGE_WAIT_SECONDS", min(stage_wait, refresh + 5.0))
         if min(stage_wait, revoke_wait) < refresh:
