@@ -142,8 +142,9 @@ rehearse: setup $(MINISTACK)/.synced $(POWERTOOLS_LAYER)/.synced
 
 # After `make deploy`: the same checks against the real stack (STACK=... for another name).
 STACK ?= Originlock
+# `make smoke SANDBOX=1`: the same checks against the running sandbox (`make sandbox`).
 smoke: setup
-	$(PY) -m originlock.smoke --stack $(STACK) $(SMOKE_ARGS)
+	$(PY) -m originlock.smoke $(if $(SANDBOX),--sandbox,--stack $(STACK)) $(SMOKE_ARGS)
 
 # Attach mode: originlock for an API and a distribution made elsewhere, named by their ids
 # (docs/deploy.md, "Attach to an existing API and distribution"). Offline for synth, e.g.

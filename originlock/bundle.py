@@ -74,7 +74,12 @@ def awscrt_layer_dir() -> Path:
     folder = Path(given) if given else AWSCRT_LAYER_CHECKOUT
     if (folder / "python" / "awscrt").is_dir():
         return folder
-    where = f"{AWSCRT_LAYER_ENV}={given}" if given else f"{AWSCRT_LAYER_CHECKOUT}"
+    if given:
+        where = f"{AWSCRT_LAYER_ENV}={given}"
+    elif _bundled("functions") is not None:  # an installed wheel: no checkout to look in
+        where = f"{AWSCRT_LAYER_ENV} (not set)"
+    else:
+        where = str(AWSCRT_LAYER_CHECKOUT)
     raise BundleError(
         f"edge-signed mode needs the awscrt layer, not found at {where}: in a checkout run "
         f"`make setup`; otherwise `{AWSCRT_INSTALL}` (the lock is in the package: "

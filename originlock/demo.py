@@ -363,7 +363,7 @@ def build_report(scenario: Scenario) -> dict[str, Any]:
         inside = within(records, phase.start, phase.end)
         legit = [r for r in inside if r.kind == LEGIT]
         attacks = [r for r in inside if r.kind in ATTACKS]
-        replays = [r for r in inside if r.kind == REPLAY]
+        replays = [r for r in inside if r.kind in (REPLAY, REPLAY_PREEMPT)]
         header_replays = [r for r in inside if r.kind == LEAKED_HEADER]
         phases.append(
             {

@@ -137,6 +137,11 @@ def test_wheel_carries_the_lambda_code_and_the_workflow_from_their_one_place(
                 assert wheel.read(name) == path.read_bytes(), name
         asl = "originlock/_bundle/statemachine/rotation.asl.json"
         assert wheel.read(asl) == (ROOT / "statemachine" / "rotation.asl.json").read_bytes()
+        # the awscrt layer's hashed lock (edge-signed mode builds its layer from it), and the
+        # marker that makes the typed props visible to a user's type checker
+        lock = "originlock/_bundle/tools/awscrt-layer-requirements.txt"
+        assert wheel.read(lock) == (ROOT / "tools" / "awscrt-layer-requirements.txt").read_bytes()
+        assert "originlock/py.typed" in names
     assert not [n for n in names if n.startswith(("infra/", "tests/", "functions/", "bench/"))]
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 

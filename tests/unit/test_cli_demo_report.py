@@ -147,6 +147,15 @@ def test_demo_report_blog_test_as_api_gateway_answers_is_ok() -> None:
     assert report["blog_test"] == GOOD_BLOG
 
 
+def test_demo_report_counts_each_phases_replays_in_its_row() -> None:
+    report = report_of(GOOD_BLOG)
+
+    rows = {row["phase"]: row for row in report["phases"]}
+    assert (rows[REVOKE_PHASE]["replayed"], rows[REVOKE_PHASE]["replay_accepted"]) == (2, 1)
+    # the value revoked during a rotation, replayed: its own row, not "0 replayed"
+    assert (rows[PREEMPT_PHASE]["replayed"], rows[PREEMPT_PHASE]["replay_accepted"]) == (2, 1)
+
+
 @pytest.mark.parametrize(
     ("check", "status"),
     [
