@@ -295,8 +295,13 @@ def _run(
             Text(
                 render.printable(
                     f"preempting the running {started.preempts['what']} "
-                    f"{started.preempts['name']}: it is stopped, and its staged value is "
-                    "replaced or, if CloudFront already sends it, kept as the new one"
+                    f"{started.preempts['name']}: it is stopped, and "
+                    + (
+                        "its staged value is replaced or, if CloudFront already sends it, "
+                        "kept as the new one"
+                        if scope == "all"
+                        else "a value it staged stays staged (the next rotation rolls it forward)"
+                    )
                 )
             )
         )
@@ -416,6 +421,16 @@ def revoke(
         Scope, typer.Argument(help="previous: drop the previous value. all: the value leaked.")
     ],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    reset: Annotated[
+        bool,
+        typer.Option(
+            "--reset",
+            help=(
+                "previous: start even with nothing to drop, to replace the authorizer's "
+                "instances and empty API Gateway's cache (the runbook's recovery step)."
+            ),
+        ),
+    ] = False,
     wait: WaitOption = False,
     reason: ReasonOption = "emergency revoke",
     as_json: JsonOption = False,
@@ -428,7 +443,7 @@ def revoke(
     """Revoke accepted values: `previous` at once, or `all` (a leak) with a new value."""
     target = _target(ctx, stack, sandbox, endpoint_url, profile, region)
     explain = _err() if as_json else _out()
-    if scope is Scope.previous and _nothing_to_revoke(target, as_json):
+    if scope is Scope.previous and not reset and _nothing_to_revoke(target, as_json):
         return
     if scope is Scope.all:
         explain.print(REVOKE_ALL_EXPLANATION)
@@ -450,7 +465,10 @@ def _nothing_to_revoke(target: Target, as_json: bool) -> bool:
     document = operations.read_document(target)
     if document.previous is not None or operations.running_executions(target):
         return False
-    message = "nothing to revoke: the previous slot is empty, no earlier value is accepted"
+    message = (
+        "nothing to revoke: the previous slot is empty, no earlier value is accepted "
+        "(--reset still replaces the authorizer's instances and empties API Gateway's cache)"
+    )
     if as_json:
         _print_json(
             {

@@ -465,7 +465,8 @@ def throughput_check(account: Account, account_id: str, region: str) -> Check:
         name,
         OK,
         f"standard: {STANDARD_GET_PARAMETER_TPS} GetParameter/s shared by every caller in "
-        f"{region}; the authorizer reads about once a minute per instance. If other workloads "
+        f"{region}; each authorizer instance reads once per max age (125 s by default, less "
+        "than 0.01/s). If other workloads "
         "use most of it, turn on higher throughput (charged per call)",
         command,
     )

@@ -146,13 +146,20 @@ class AcceptedSetCache:
                 signing.window_seconds,
                 signing.tolerance_windows,
             )
+        first = self.last_good is None
         self._accepted = document.accepted()
         self._verifier = verifier
         self.generation = document.generation
         self.last_good = now
-        self._refresh_after = (
-            self.max_age * (1 - JITTER * self._jitter()) if self._jitter else self.max_age
-        )
+        if self._jitter is None:
+            self._refresh_after = self.max_age
+        elif first:
+            # An instance's first copy lives a random part of the max age: instances started
+            # together (a deploy, a revoke replacing them all) then spread their next reads
+            # over the whole max age instead of a fifth of it.
+            self._refresh_after = self.max_age * self._jitter()
+        else:
+            self._refresh_after = self.max_age * (1 - JITTER * self._jitter())
         self.last_attempt_failed = False
         self._failures = 0
         return True

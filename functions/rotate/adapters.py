@@ -260,6 +260,9 @@ class Holder:
     # Unix time until which writes of an execution *it* preempted may still land (it took the
     # lock with a settle): whoever takes the lock from it before then settles too.
     settle_until: float | None = None
+    # The lock parameter's version holding this record: a takeover marker names it, so each
+    # record can be taken over once, and a later one again.
+    version: int = 0
 
     @property
     def name(self) -> str:
@@ -322,9 +325,11 @@ class Lock:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            value = self.clients.get("ssm", fenced=fenced).get_parameter(Name=self.name)[
+            parameter = self.clients.get("ssm", fenced=fenced).get_parameter(Name=self.name)[
                 "Parameter"
-            ]["Value"]
+            ]
+            value = parameter["Value"]
+            version = int(parameter.get("Version") or 0)
         except ClientError as exc:
             if _code(exc) == "ParameterNotFound":
                 return None
@@ -340,9 +345,10 @@ class Lock:
                 data.get("mode"),
                 data.get("revoke"),
                 float(settle_until) if isinstance(settle_until, int | float) else None,
+                version,
             )
         except (ValueError, KeyError, TypeError, AttributeError):
-            return Holder("unreadable-lock")
+            return Holder("unreadable-lock", version=version)
 
     def holder(self) -> str | None:
         found = self.read()
@@ -424,10 +430,18 @@ class Lock:
                 "preempted execution not stopped", extra={"error": _code(exc)}
             )
 
-    def _take_over(self, stale: str, value: str) -> None:
-        marker = f"{self.name}.takeover.{stale}"[:1011]
+    def _take_over(self, holder: Holder, value: str) -> None:
+        """Replace *holder*'s record with *value*, unless another contender did first.
+
+        The marker names the holder and the version of its record: two contenders for the same
+        record cannot both win, and a later record (even of a holder of the same name) can be
+        taken over again. The loser raises :class:`StoreUnavailableError`, which the workflow
+        retries: it then meets the winner's record, and a revoke may preempt that one too."""
+        marker = f"{self.name}.takeover.{holder.name}.v{holder.version}"[:1011]
         if not self._put(marker, value, overwrite=False):
-            raise RotationInProgressError("another execution is taking over the lock")
+            raise StoreUnavailableError(
+                "lock: another execution took it over first (retried: the new holder decides)"
+            )
         self._put(self.name, value, overwrite=True)
 
     def acquire(self, execution_id: str, detail: dict[str, Any]) -> dict[str, Any]:
@@ -458,25 +472,31 @@ class Lock:
             if self._put(self.name, value, overwrite=False):
                 return result
             holder = self.read()
-        if holder is None or holder.execution == execution_id:
+        if holder is None:
+            # Released again between our puts and reads: the workflow retries.
+            raise StoreUnavailableError("lock: released and taken while acquiring (retried)")
+        if holder.execution == execution_id:
             # A retried acquire, or the same execution confirming its lock after the settle.
-            if holder is None:
-                self._take_over("none", value)
             return result
         # A holder that was itself settling (it preempted an execution whose writes may still
         # land): whoever takes the lock from it before its settle ends waits for them too.
         inherited = holder.settle_until is not None and holder.settle_until > self.wall_clock()
         busy = self.still_acting(holder.execution)
         if busy is None:
-            self._take_over(holder.name, settling() if inherited else value)
+            self._take_over(holder, settling() if inherited else value)
             return {**result, "took_over": holder.name, "settle": inherited}
         mine = priority(detail.get("mode"), detail.get("revoke"))
         running = busy.endswith("holds the lock")
         if mine > 0 and (mine > holder.priority or not running):
-            # A revoke: it cannot wait for a rotation (or for a stopped holder's grace).
+            # A revoke: it cannot wait for a rotation (or for a stopped holder's grace). The
+            # lock is taken first, with a settling record, and the holder's history read only
+            # then: a step it starts after the takeover fails its fence check, one it started
+            # before shows in the history (read first, a Wait ending in between would be
+            # missed). The record stays settling either way: a later preemptor within the
+            # settle then waits too, which costs at most the settle.
+            self._take_over(holder, settling())
             in_flight = self.step_in_flight(holder.execution)
             settle = in_flight or inherited
-            self._take_over(holder.name, settling() if settle else value)
             if running:
                 self._stop(holder, execution_id, detail)
             return {
@@ -952,7 +972,7 @@ class AuthorizerCaches:
 
     def _await_update(self, name: str) -> None:
         """boto3's ``function_updated`` waiter (GetFunctionConfiguration every second, 60 s)."""
-        from botocore.exceptions import WaiterError
+        from botocore.exceptions import BotoCoreError, WaiterError
 
         waiter = self.clients.get("lambda").get_waiter("function_updated")
         try:
@@ -968,6 +988,12 @@ class AuthorizerCaches:
                 ) from None
             raise StateConflictError(
                 "the authorizer's configuration update did not finish in 60 s"
+            ) from None
+        except BotoCoreError as exc:
+            # The waiter passes a call that got no answer through as is (a ClientError becomes
+            # its response, a connection or read timeout does not): retried like the others.
+            raise TransientAwsError(
+                f"lambda GetFunctionConfiguration: {type(exc).__name__}"
             ) from None
 
 

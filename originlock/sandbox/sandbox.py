@@ -93,7 +93,8 @@ class SandboxTimings:
         How long an authorizer instance trusts its copy of the accepted set
         (``TOKEN_CACHE_MAX_AGE_SECONDS``, default 60 s).
     token_refresh_interval:
-        Refresh-on-miss rate limit (``TOKEN_REFRESH_MIN_INTERVAL_SECONDS``, default 1 s).
+        The least time between an instance's read attempts after a failed one
+        (``TOKEN_REFRESH_MIN_INTERVAL_SECONDS``, default 1 s).
     margin:
         What the rotate function adds to its stage waits (5 s on AWS).
     poll_interval, drain, deploy_timeout:

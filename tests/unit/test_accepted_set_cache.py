@@ -8,6 +8,7 @@ Deny only from a copy younger than the max age, no decision (the invocation fail
 
 from __future__ import annotations
 
+import functools
 import hmac
 import itertools
 
@@ -489,3 +490,41 @@ def test_cache_denies_with_certainty_from_a_copy_read_for_the_request_however_sl
     # while a later request on that copy, once expired and not refreshable, gets none
     parameter.failure = StoreError("ThrottlingException")
     assert decide(cache, generate_token()) == NO_DECISION
+
+
+def test_cache_spreads_the_reads_of_instances_started_together(
+    parameter: FakeParameter, clock: FakeClock, tokens: Tokens
+) -> None:
+    # Given instances started at the same moment (a revoke replacing them all), each drawing
+    # its own random fraction
+    parameter.value = document_json(current=tokens.current)
+    fractions = [0.1, 0.4, 0.7, 0.95]
+    caches = [
+        AcceptedSetCache(
+            parameter,
+            clock,
+            max_age=MAX_AGE,
+            retry_interval=REFRESH,
+            max_staleness=STALENESS,
+            jitter=functools.partial(float, f),
+        )
+        for f in fractions
+    ]
+    for cache in caches:
+        decide(cache, tokens.current)
+
+    # Then each reads next after its own part of the max age (spread over all of it), not all
+    # within its last fifth
+    next_reads = []
+    for cache in caches:
+        moment = next(t for t in range(int(MAX_AGE) + 1) if cache.may_read(clock.now + t))
+        next_reads.append(moment)
+    for moment, fraction in zip(next_reads, fractions, strict=True):
+        assert fraction * MAX_AGE <= moment < fraction * MAX_AGE + 1
+    assert max(next_reads) - min(next_reads) > 0.5 * MAX_AGE
+    # and after that first copy, each copy lives 80-100 % of the max age
+    clock.advance(MAX_AGE)
+    reads = parameter.reads
+    decide(caches[0], tokens.current)
+    assert parameter.reads == reads + 1
+    assert not caches[0].may_read(clock.now + 0.79 * MAX_AGE)

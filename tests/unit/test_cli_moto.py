@@ -304,6 +304,17 @@ def test_revoke_previous_with_an_empty_slot_starts_nothing(aws: Deployment) -> N
     assert aws.executions() == []
 
 
+def test_revoke_previous_reset_starts_the_workflow_with_nothing_to_drop(aws: Deployment) -> None:
+    # The runbook's recovery after a failed reset: replace the instances, empty the cache
+    aws.set_document(TokenDocument(current=CURRENT, generation=5).to_json())
+
+    result = aws.cli(["revoke", "previous", "--reset", "--json"])
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "RUNNING"
+    assert len(aws.executions()) == 1
+
+
 def test_revoke_previous_with_a_value_starts_the_workflow(aws: Deployment) -> None:
     result = aws.cli(["revoke", "previous", "--json"])
 

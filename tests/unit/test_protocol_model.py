@@ -340,8 +340,8 @@ class Lock:
         if mine > 0 and (mine > held.priority or not running):
             in_flight = any(w.execution == held.execution for w in self.world.pending_writes)
             settle = in_flight or inherited
-            if settle:
-                record.settle_until = now + FENCE_SETTLE
+            # rotate.adapters.Lock takes over with a settling record whatever the history says
+            record.settle_until = now + FENCE_SETTLE
             self.world.lock = record
             if running:
                 self.model.stop(held.execution)

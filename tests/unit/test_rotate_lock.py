@@ -288,3 +288,60 @@ def test_a_settle_that_ended_is_not_passed_on(
     )
 
     assert result["settle"] is False
+
+
+def test_a_revoke_reads_the_holders_history_only_once_it_holds_the_lock(
+    sfn: Any, state_machine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A step the holder starts after the takeover fails its fence; one it started before
+    # shows in the history, provided the history is read after the takeover
+    running(sfn, state_machine, ROTATE)
+    revoke = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+    holders_seen: list[str | None] = []
+
+    def step_in_flight(self: Lock, arn: str) -> bool:
+        holders_seen.append(self.holder())
+        return False
+
+    monkeypatch.setattr(Lock, "step_in_flight", step_in_flight)
+
+    lock().acquire(revoke, REVOKE_ALL)
+
+    assert holders_seen == [revoke]
+
+
+def test_the_loser_of_a_takeover_race_is_retried_and_then_preempts(
+    sfn: Any, state_machine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a rotation's lock, and a revoke previous that takes it over first
+    rotation = running(sfn, state_machine, ROTATE)
+    previous = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+    revoke_all = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+    contender = lock()
+    seen = contender.read()
+    assert seen is not None and seen.execution == rotation
+    lock().acquire(previous, REVOKE_PREVIOUS)
+
+    # When revoke all, which read the rotation's record before that, tries the same takeover
+    with pytest.raises(StoreUnavailableError, match="took it over first"):
+        contender._take_over(seen, json.dumps({"execution": revoke_all, **REVOKE_ALL}))
+
+    # Then its retry (the workflow retries StoreUnavailableError) meets the winner and
+    # preempts it: an emergency revoke is never lost to a race
+    result = lock().acquire(revoke_all, REVOKE_ALL)
+    assert result["preempted"]["execution"] == previous.rsplit(":", 1)[-1]
+    assert lock().holder() == revoke_all
+
+
+def test_each_record_can_be_taken_over_once_and_the_next_again(
+    sfn: Any, state_machine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An unreadable lock, taken over, then unreadable again later: not blocked by the first
+    # takeover's marker (markers name the record's version)
+    ssm = boto3.client("ssm")
+    for attempt in range(2):
+        ssm.put_parameter(Name=f"{PARAMETER}.lock", Value="garbage", Type="String", Overwrite=True)
+        arn = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+        result = lock().acquire(arn, ROTATE)
+        assert result["took_over"] == "unreadable-lock", attempt
+        assert lock().holder() == arn

@@ -122,6 +122,26 @@ def test_a_throttled_wait_for_the_update_is_retried() -> None:
         AuthorizerCaches(SETTINGS, clients).replace_instances("7")
 
 
+def test_an_unanswered_wait_for_the_update_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The waiter turns a ClientError into its last response, but lets a call that got no
+    # answer (a read timeout, no connection) through as is
+    from botocore.exceptions import ReadTimeoutError
+
+    clients, stub = stubbed("lambda")
+    stub.add_response(
+        "get_function_configuration",
+        {**LAMBDA_CONFIG, "Environment": {"Variables": {"ORIGINLOCK_REVOKE_EPOCH": "7"}}},
+    )
+
+    class Unanswered:
+        def wait(self, **_: object) -> None:
+            raise ReadTimeoutError(endpoint_url="https://lambda.eu-west-1.amazonaws.com")
+
+    monkeypatch.setattr(clients.get("lambda"), "get_waiter", lambda name: Unanswered())
+    with stub, pytest.raises(TransientAwsError, match="ReadTimeoutError"):
+        AuthorizerCaches(SETTINGS, clients).replace_instances("7")
+
+
 @pytest.mark.parametrize("code", ["ServiceUnavailable", "InternalError"])
 def test_a_cloudfront_server_error_is_retried(code: str) -> None:
     clients, stub = stubbed("cloudfront")
