@@ -12,12 +12,17 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     # The same files, as mypy finds them (mypy_path = "functions").
-    from tokens.document import CorruptDocumentError, TokenDocument, fingerprint
+    from tokens.document import CorruptDocumentError, TokenDocument, fingerprint, generate_token
     from tokens.edge import key_id, sign
     from tokens.edge import parse as parse_token
     from tokens.store import silence_botocore_body_logs
 else:
-    from originlock._tokens.document import CorruptDocumentError, TokenDocument, fingerprint
+    from originlock._tokens.document import (
+        CorruptDocumentError,
+        TokenDocument,
+        fingerprint,
+        generate_token,
+    )
     from originlock._tokens.edge import key_id, sign
     from originlock._tokens.edge import parse as parse_token
     from originlock._tokens.store import silence_botocore_body_logs
@@ -26,6 +31,7 @@ __all__ = [
     "CorruptDocumentError",
     "TokenDocument",
     "fingerprint",
+    "generate_token",
     "key_id",
     "parse_token",
     "sign",

@@ -97,8 +97,7 @@ def _switch_is_conditional(deployment: Deployment) -> None:
 def interrupted_after_switch(deployment: Deployment) -> str:
     """A rotation that stopped after its switch: a value staged, CloudFront sending it, no lock.
     The drift guard must keep that value (it is accepted), not put ``current`` back."""
-    from originlock.document import TokenDocument
-    from tokens.document import generate_token
+    from originlock.document import TokenDocument, generate_token
 
     staged = deployment.document().evolve(pending=generate_token())
     assert isinstance(staged, TokenDocument) and staged.pending is not None
