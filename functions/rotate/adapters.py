@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from rotate.errors import (
+    CloudFrontError,
     CloudFrontThrottledError,
     CorruptTokenDocumentError,
     DistributionChangedError,
@@ -73,7 +74,13 @@ def transient(exc: Exception) -> bool:
         return False
     code = _code(exc)
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    return code in THROTTLING or code in CONFLICTS or code in SERVER_ERRORS or status >= 500
+    return (
+        code in THROTTLING
+        or code in CONFLICTS
+        or code in SERVER_ERRORS
+        or status == 429
+        or status >= 500
+    )
 
 
 # A write that must not land after another execution took the lock (the token document,
@@ -689,7 +696,9 @@ class Distribution:
                 raise StateConflictError(
                     f"distribution {self.settings.distribution_id} does not exist"
                 ) from None
-            raise
+            # Never AWS's message: a validation error on UpdateDistribution could quote the
+            # configuration sent, the header value included.
+            raise CloudFrontError(f"CloudFront {operation}: {code}") from None
         except BotoCoreError as exc:
             raise CloudFrontThrottledError(f"{operation}: {type(exc).__name__}") from None
 

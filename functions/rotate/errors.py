@@ -60,6 +60,11 @@ class CloudFrontThrottledError(RotationError):
     the workflow."""
 
 
+class CloudFrontError(RotationError):
+    """CloudFront refused a call for a reason a retry cannot change (access denied, an invalid
+    configuration). The message carries CloudFront's error code only, never its text."""
+
+
 class TransientAwsError(RotationError):
     """Another AWS call (API Gateway, Lambda, Step Functions) was throttled, met a conflicting
     update in progress, failed on AWS's side or could not be reached. Retried by the

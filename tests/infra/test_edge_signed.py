@@ -81,6 +81,11 @@ def test_the_distribution_runs_the_function_and_sends_no_static_header(edge: Syn
 
     for origin in config["Origins"]:
         assert "OriginCustomHeaders" not in origin
+    # and the origin request policy forwards the function's header (every viewer header but
+    # Host: the managed AllViewerExceptHostHeader policy)
+    assert config["DefaultCacheBehavior"]["OriginRequestPolicyId"] == (
+        "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+    )
     behaviours = [config["DefaultCacheBehavior"], *config.get("CacheBehaviors", [])]
     for behaviour in behaviours:
         assert behaviour["FunctionAssociations"] == [

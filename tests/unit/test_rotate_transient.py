@@ -23,6 +23,7 @@ from botocore.stub import Stubber
 
 from rotate.adapters import AuthorizerCaches, Distribution, Lock, _LazyClients
 from rotate.errors import (
+    CloudFrontError,
     CloudFrontThrottledError,
     StateConflictError,
     StoreUnavailableError,
@@ -228,3 +229,24 @@ def test_every_retried_name_is_one_the_workflow_retries() -> None:
             continue
         retried: set[str] = {e for r in state.get("Retry", []) for e in r["ErrorEquals"]}
         assert {"StoreUnavailableError", "TransientAwsError"} <= retried, name
+
+
+def test_a_cloudfront_refusal_is_named_with_its_code_only() -> None:
+    # A validation error could quote the configuration sent (the header value among it)
+    clients, stub = stubbed("cloudfront")
+    stub.add_client_error(
+        "get_distribution_config",
+        "AccessDenied",
+        service_message="User is not authorized; header value secret-value-quoted",
+        http_status_code=403,
+    )
+    with stub, pytest.raises(CloudFrontError) as raised:
+        Distribution(SETTINGS, clients).config()
+    assert str(raised.value) == "CloudFront get_distribution_config: AccessDenied"
+
+
+def test_an_unlisted_code_with_a_429_is_retried() -> None:
+    clients, stub = stubbed("apigatewayv2")
+    stub.add_client_error("reset_authorizers_cache", "SlowDownPlease", http_status_code=429)
+    with stub, pytest.raises(TransientAwsError, match="SlowDownPlease"):
+        AuthorizerCaches(SETTINGS, clients).reset_api_cache()
