@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import os
 import re
 import shutil
@@ -244,8 +245,18 @@ def rehearse(run: Run, update_docs: bool) -> None:
         text = least_privilege.table(rows)
         if update_docs and least_privilege.write_table(SECURITY_DOC, text):
             run.note("docs/security.md: least-privilege table updated")
-        elif least_privilege.committed_table(SECURITY_DOC) != text:
-            raise RehearsalError("docs/security.md's least-privilege table differs from this run's")
+        elif (committed := least_privilege.committed_table(SECURITY_DOC)) != text:
+            diff = difflib.unified_diff(
+                committed.splitlines(),
+                text.splitlines(),
+                "docs/security.md",
+                "this run",
+                lineterm="",
+            )
+            raise RehearsalError(
+                "docs/security.md's least-privilege table differs from this run's"
+                " (make rehearse rewrites it):\n" + "\n".join(diff)
+            )
 
         before = run.step(
             "a rotation stopped after its switch",
@@ -278,7 +289,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         text = str(exc) if isinstance(exc, RehearsalError) else f"{type(exc).__name__}: {exc}"
-        print(f"rehearsal failed at {run.current}: {' '.join(text.split())[:600]}", flush=True)
+        headline, _, detail = text.partition("\n")
+        print(f"rehearsal failed at {run.current}: {' '.join(headline.split())[:600]}", flush=True)
+        if detail:
+            print(detail, flush=True)
         print(f"rehearsal: {run.passed} passed, 1 failed", flush=True)
         return 1
     finally:
