@@ -110,6 +110,14 @@ class RotateSettings:
             raise SettingsError(
                 "stage waits must not be shorter than the authorizer refresh interval"
             )
+        if stage_wait < max_age + refresh:
+            # An instance re-reads the document only when its copy is older than the refresh
+            # interval, and at the latest at the max age: a shorter wait would let CloudFront
+            # send a value that an instance has not read, and its Deny would be cached.
+            raise SettingsError(
+                "STAGE_WAIT_SECONDS must be at least the authorizer max age + refresh interval"
+                f" ({max_age + refresh:g} s)"
+            )
         origins = tuple(o.strip() for o in env.get("ORIGIN_IDS", "").split(",") if o.strip())
         mode = env.get("LOCK_MODE", "").strip() or "header"
         if mode not in LOCK_MODES:

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import os
 import sys
@@ -1527,13 +1528,16 @@ def test_the_model_catches_a_deny_from_a_copy_the_instance_cannot_vouch_for() ->
 def test_the_model_catches_a_stage_wait_shorter_than_the_max_age(monkeypatch: Any) -> None:
     # Given a rotation that switches CloudFront one second after staging (instances do not
     # re-read on a miss, so one whose copy predates the stage denies the new value)
-    short = RotateSettings.from_env(
-        {
-            "SSM_PARAMETER_NAME": "/model/token",
-            "DISTRIBUTION_ID": "EMODEL",
-            "AUTHORIZER_MAX_AGE_SECONDS": str(MAX_AGE),
-            "STAGE_WAIT_SECONDS": "1",
-        }
+    # (the settings refuse such a wait: built past them to show the model would catch it)
+    short = dataclasses.replace(
+        RotateSettings.from_env(
+            {
+                "SSM_PARAMETER_NAME": "/model/token",
+                "DISTRIBUTION_ID": "EMODEL",
+                "AUTHORIZER_MAX_AGE_SECONDS": str(MAX_AGE),
+            }
+        ),
+        stage_wait_seconds=1.0,
     )
     monkeypatch.setattr(sys.modules[__name__], "SETTINGS", short)
     # Then the model finds a moment where an edge's value is refused
@@ -1998,7 +2002,12 @@ def test_the_model_catches_a_key_signed_with_before_every_instance_has_it(
 ) -> None:
     # Given a rotation that writes the key to the store one second after staging it, and
     # instances whose copies predate the staging
-    edge_settings(monkeypatch, STAGE_WAIT_SECONDS="1")
+    # (the settings refuse such a wait: built past them to show the model would catch it)
+    monkeypatch.setattr(
+        sys.modules[__name__],
+        "EDGE_SETTINGS",
+        dataclasses.replace(RotateSettings.from_env(EDGE_ENV), stage_wait_seconds=1.0),
+    )
     model = edge_model()
     model.advance(30.0)
     model.check_all()
