@@ -9,6 +9,10 @@ command that fixes it. The checks:
   leaves less than 100 unreserved in the account and region, and new accounts often have a
   total of 10 or 50. originlock reserves none unless ``authorizerReservedConcurrency`` says so;
   a reservation the stack's authorizer already holds (a redeploy) is counted as available.
+* **Authorizer fleet**: the max age is planned for ``authorizerMaxInstances`` instances (else
+  the reservation, else Lambda's default quota of 1000; ``originlock/budget.py``); when Lambda
+  may run more (the account's quota was raised, or the reservation is larger), the fleet can
+  read Parameter Store beyond ``ssmReadBudgetPerSecond``: a warning with the setting to use.
 * **CDK bootstrap**, in the deploy region and in us-east-1 (the web ACL's stack): the
   ``/cdk-bootstrap/<qualifier>/version`` parameter (the one the templates' ``BootstrapVersion``
   rule reads), or the ``CDKToolkit`` stack's ``BootstrapVersion`` output when SSM may not be
@@ -31,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from originlock.budget import DEFAULT_MAX_INSTANCES, fleet_reads_per_second, max_age_for_budget
 from originlock.errors import OriginlockError
 
 OK, WARN, UNKNOWN, FAIL = "ok", "warn", "unknown", "fail"
@@ -47,6 +52,11 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "account": "",
     "region": "",
     "authorizerReservedConcurrency": 0,
+    # The fleet the authorizer's max age is planned for (originlock/budget.py; 0: the
+    # reservation if any, else Lambda's default quota), and what the plan starts from.
+    "authorizerMaxInstances": 0,
+    "authorizerTokenMaxAgeSeconds": 60,
+    "ssmReadBudgetPerSecond": 10,
     "wafEnabled": True,
     # Attach mode deploys one stack, in the region: no web ACL stack in us-east-1.
     "attach": False,
@@ -67,6 +77,9 @@ class DeploySettings:
     account: str = ""
     region: str = ""
     reserved_concurrency: int = 0
+    max_instances: int = 0
+    max_age_seconds: int = 60
+    read_budget_per_second: int = 10
     waf_enabled: bool = True
     qualifier: str = DEFAULT_QUALIFIER
     source: str = "defaults"
@@ -98,9 +111,24 @@ class DeploySettings:
             account=_text(context, "account"),
             region=_text(context, "region"),
             reserved_concurrency=_count(context, "authorizerReservedConcurrency"),
+            max_instances=_count(context, "authorizerMaxInstances"),
+            max_age_seconds=max(1, _count(context, "authorizerTokenMaxAgeSeconds")),
+            read_budget_per_second=max(1, _count(context, "ssmReadBudgetPerSecond")),
             waf_enabled=_flag(context, "wafEnabled") and not _flag(context, "attach"),
             qualifier=_text(context, "@aws-cdk/core:bootstrapQualifier") or DEFAULT_QUALIFIER,
             source=" + ".join(sources) or "defaults (no cdk.json)",
+        )
+
+    @property
+    def planned_fleet(self) -> int:
+        """The fleet the max age is planned for: infra/config.py's precedence."""
+        return self.max_instances or self.reserved_concurrency or DEFAULT_MAX_INSTANCES
+
+    @property
+    def planned_max_age(self) -> int:
+        """The max age the authorizer gets (raised to keep the planned fleet in budget)."""
+        return max_age_for_budget(
+            self.max_age_seconds, self.planned_fleet, self.read_budget_per_second
         )
 
 
@@ -350,6 +378,7 @@ def diagnose(account: Account, settings: DeploySettings, region: str) -> Report:
     report = Report(account_id, caller, region, settings)
     report.checks.append(_identity_check(account_id, caller, settings))
     report.checks.append(concurrency_check(account, settings, region))
+    report.checks.append(fleet_check(account, settings, region))
     regions = [region] + ([WAF_REGION] if settings.waf_enabled and region != WAF_REGION else [])
     for where in regions:
         report.checks.append(bootstrap_check(account, account_id, where, settings.qualifier))
@@ -417,6 +446,38 @@ def concurrency_check(account: Account, settings: DeploySettings, region: str) -
         f"to {at_most} (cdk.json, or -c authorizerReservedConcurrency={room}), "
         "or raise the account's quota",
         raise_quota,
+    )
+
+
+def fleet_check(account: Account, settings: DeploySettings, region: str) -> Check:
+    """Whether the fleet the authorizer's max age is planned for is as large as the fleet
+    Lambda may run: a larger fleet reads Parameter Store more often than the budget."""
+    name = "authorizer fleet"
+    planned, max_age = settings.planned_fleet, settings.planned_max_age
+    plan = (
+        f"the max age ({max_age} s) keeps a fleet of {planned} within "
+        f"{settings.read_budget_per_second} GetParameter/s"
+    )
+    if settings.reserved_concurrency:
+        possible = settings.reserved_concurrency
+        where = f"the reservation ({possible})"
+    else:
+        try:
+            possible = account.lambda_concurrency(region).total
+        except CannotTell as exc:
+            return Check(name, UNKNOWN, f"{plan}; cannot read the account's concurrency ({exc})")
+        where = f"the account's concurrency quota ({possible})"
+    if possible <= planned:
+        return Check(name, OK, f"{plan}; Lambda runs at most {where}")
+    reads = fleet_reads_per_second(possible, max_age)
+    return Check(
+        name,
+        WARN,
+        f"{plan}, but Lambda may run up to {where}: at that many instances the authorizer "
+        f"reads up to {reads:.1f}/s (SSM's standard quota is {STANDARD_GET_PARAMETER_TPS}/s "
+        f"for the whole account): set authorizerMaxInstances={possible} (the max age becomes "
+        f"{max_age_for_budget(settings.max_age_seconds, possible, settings.read_budget_per_second)}"
+        " s) or reserve concurrency",
     )
 
 

@@ -104,7 +104,7 @@ def test_doctor_bootstrap_in_both_regions_is_ok(aws: Any) -> None:
     report = diagnose(account(aws), DeploySettings(), REGION)
 
     assert report.ok, report.checks
-    assert [c.status for c in report.checks] == [OK] * 5
+    assert [c.status for c in report.checks] == [OK] * 6
     assert check(report, "cdk bootstrap eu-west-1").summary == "bootstrap version 28"
     assert check(report, "credentials").summary.startswith(f"account {ACCOUNT} as arn:aws")
 
@@ -427,7 +427,7 @@ def test_doctor_command_blocking_findings_exit_1_with_one_error_line(
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"originlock doctor: account {ACCOUNT}, region {REGION}")
-    assert len(lines) == 1 + 5
+    assert len(lines) == 1 + 6
     [bootstrap_line] = [line for line in lines if "cdk bootstrap us-east-1" in line]
     assert re.match(r"\s+FAIL\s+cdk bootstrap us-east-1: not bootstrapped", bootstrap_line)
     assert bootstrap_line.endswith(
@@ -458,6 +458,7 @@ def test_doctor_command_json_and_a_clean_account(
     assert {c["name"]: c["status"] for c in data["checks"]} == {
         "credentials": OK,
         "lambda concurrency": OK,
+        "authorizer fleet": OK,
         "cdk bootstrap eu-west-1": OK,
         "cdk bootstrap us-east-1": OK,
         "parameter store throughput": OK,
@@ -487,3 +488,59 @@ def test_make_deploy_runs_the_doctor_before_cdk_deploy() -> None:
 
     doctor_at = recipe.index("originlock doctor")
     assert doctor_at < recipe.index("cdk deploy")
+
+
+# -- the fleet the SSM budget is planned for ---------------------------------------------------
+def test_doctor_fleet_on_a_default_account_matches_the_plan(aws: Any) -> None:
+    found = check(diagnose(account(aws), DeploySettings(), REGION), "authorizer fleet")
+
+    assert found.status == OK
+    # 1000 instances within 10 reads/s: a max age of 125 s (1000 / (0.8 * 10))
+    assert found.summary.startswith("the max age (125 s) keeps a fleet of 1000 within 10 ")
+
+
+def test_doctor_fleet_beyond_the_plan_warns_with_the_setting_to_use(aws: Any) -> None:
+    # Given an account whose concurrency quota was raised to 5000, and no reservation
+    report = diagnose(account(aws, total=5000, unreserved=5000), DeploySettings(), REGION)
+
+    found = check(report, "authorizer fleet")
+    # Then the doctor warns (5000 / (0.8 * 125) = 50 reads/s, beyond SSM's 40/s) and names the
+    # setting, with the max age it would give (5000 / 8 = 625 s)
+    assert (found.status, found.blocks) == (WARN, False)
+    assert "up to 50.0/s" in found.summary
+    assert "set authorizerMaxInstances=5000 (the max age becomes 625 s)" in found.summary
+
+
+def test_doctor_fleet_counts_the_reservation_not_the_quota(aws: Any) -> None:
+    # Given a reservation of 200 on a large account: Lambda never runs more than 200
+    subject = account(aws, total=5000, unreserved=5000)
+    reserved = check(
+        diagnose(subject, DeploySettings(reserved_concurrency=200), REGION), "authorizer fleet"
+    )
+    # And a plan for fewer instances than the reservation
+    smaller = check(
+        diagnose(subject, DeploySettings(reserved_concurrency=200, max_instances=50), REGION),
+        "authorizer fleet",
+    )
+
+    assert reserved.status == OK and "a fleet of 200" in reserved.summary
+    assert smaller.status == WARN and "the reservation (200)" in smaller.summary
+
+
+def test_doctor_fleet_unreadable_quota_is_unknown(aws: Any) -> None:
+    found = check(
+        diagnose(account(aws, denied={"lambda"}), DeploySettings(), REGION), "authorizer fleet"
+    )
+
+    assert (found.status, found.blocks) == (UNKNOWN, False)
+
+
+def test_doctor_settings_read_the_fleet_plan_from_the_context(tmp_path: Path) -> None:
+    cdk_json = tmp_path / "cdk.json"
+    cdk_json.write_text(json.dumps({"context": {"authorizerMaxInstances": 3000}}))
+
+    settings = DeploySettings.load(cdk_json, {"ssmReadBudgetPerSecond": "20"})
+
+    assert (settings.planned_fleet, settings.read_budget_per_second) == (3000, 20)
+    # 3000 / (0.8 * 20) = 187.5: the max age rounds up
+    assert settings.planned_max_age == 188
