@@ -256,6 +256,11 @@ def priority(mode: object, scope: object) -> int:
     return PRIORITIES.get((str(mode) if mode else None, str(scope) if scope else None), 0)
 
 
+# The lock record's holder once a settling holder released it (no execution holds it; the
+# next one to take it settles until the record's settle_until).
+RELEASED = "released"
+
+
 @dataclass(frozen=True)
 class Holder:
     """What the lock says about the execution that holds it."""
@@ -358,8 +363,9 @@ class Lock:
             return Holder("unreadable-lock", version=version)
 
     def holder(self) -> str | None:
+        """The execution holding the lock (``None``: nobody, a released record included)."""
         found = self.read()
-        return None if found is None else found.execution
+        return None if found is None or found.execution == RELEASED else found.execution
 
     def _describe(self, execution_arn: str) -> dict[str, Any] | None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -538,15 +544,37 @@ class Lock:
         return Fence(execution_id, checked_at, self.clock)
 
     def release(self, execution_id: str) -> bool:
+        """Give the lock up (``False``: this execution no longer holds it).
+
+        A holder still settling (it preempted an execution whose writes may land until its
+        record's ``settle_until``: a revoke whose run failed right after it took the lock)
+        leaves a record of nobody with that ``settle_until`` instead of deleting the lock:
+        whoever takes it next settles too. Deleted, the next execution would take a free
+        lock and write before those writes land."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        try:
-            fence = self.fence(execution_id)
-        except LockLostError:
+        checked_at = self.clock()
+        holder = self.read(fenced=True)
+        if holder is None or holder.execution != execution_id:
             return False
-        fence.ensure_fresh()
+        Fence(execution_id, checked_at, self.clock).ensure_fresh()
+        settling = holder.settle_until is not None and holder.settle_until > self.wall_clock()
         try:
-            self.clients.get("ssm", fenced=True).delete_parameter(Name=self.name)
+            ssm = self.clients.get("ssm", fenced=True)
+            if settling:
+                record = {
+                    "execution": RELEASED,
+                    "released_by": execution_id,
+                    "settle_until": holder.settle_until,
+                }
+                ssm.put_parameter(
+                    Name=self.name,
+                    Value=json.dumps(record, sort_keys=True),
+                    Type="String",
+                    Overwrite=True,
+                )
+                return True
+            ssm.delete_parameter(Name=self.name)
         except ClientError as exc:
             if _code(exc) != "ParameterNotFound":
                 raise StoreUnavailableError(f"lock: {_code(exc)}") from None

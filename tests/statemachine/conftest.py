@@ -42,6 +42,7 @@ from originlock.sandbox.harness import (
     shared_sdk_models,
 )
 from originlock.sandbox.kvs import EmulatedKeyValueStore
+from rotate.adapters import RELEASED
 from tokens.document import TokenDocument
 from tokens.edge import KVS_KEY_NAME
 
@@ -171,7 +172,9 @@ class World:
             value = ssm.get_parameter(Name=f"{self.deployment.parameter_name}.lock")
         except ssm.exceptions.ParameterNotFound:
             return None
-        return str(json.loads(value["Parameter"]["Value"])["execution"])
+        holder = str(json.loads(value["Parameter"]["Value"])["execution"])
+        # (a settling holder's release leaves a record of nobody: rotate.adapters.RELEASED)
+        return None if holder == RELEASED else holder
 
     def authorize(self, value: str) -> bool:
         """Ask a real authorizer instance (warm if one is free) about *value*."""

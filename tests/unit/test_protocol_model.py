@@ -82,6 +82,7 @@ from provision.errors import StoreUnavailableError as GuardStoreUnavailableError
 from provision.logic import origin_header_value
 from rotate import steps
 from rotate.adapters import (
+    RELEASED,
     Fence,
     LiveDistribution,
     SigningKeys,
@@ -367,9 +368,18 @@ class Lock:
             self.fence(execution_id)
         except LockLostError:
             return False
-        if not self.world.defer(execution_id, "release", None):
-            self.world.lock = None
+        left = released(self.world.lock, self.world.clock.now)
+        if not self.world.defer(execution_id, "release", left):
+            self.world.lock = left
         return True
+
+
+def released(record: LockRecord | None, now: float) -> LockRecord | None:
+    """What rotate.adapters.Lock.release leaves: nothing, or a record of nobody that keeps a
+    settling holder's settle_until (whoever takes the lock next settles too)."""
+    if record is None or record.settle_until is None or record.settle_until <= now:
+        return None
+    return LockRecord(RELEASED, 0, record.settle_until)
 
 
 class Distribution:
@@ -544,6 +554,7 @@ class ProtocolModel(RuleBasedStateMachine):
         self.distribution = Distribution(self.world, deploy_window=120.0)
         self.running: list[Execution] = []
         self.stopped_at: dict[str, float] = {}
+        self.stopped: dict[str, Execution] = {}
         self.ports = steps.Ports(
             Store(self.world), Lock(self), self.distribution, Caches(self.world, self.spawn)
         )
@@ -602,6 +613,7 @@ class ProtocolModel(RuleBasedStateMachine):
             if execution.name == name:
                 self.running.remove(execution)
                 self.stopped_at[name] = self.clock.now
+                self.stopped[name] = execution
 
     def advance(self, seconds: float) -> None:
         """Move the clock. On the way: a deploy's pending write lands if it would come too
@@ -796,7 +808,9 @@ class ProtocolModel(RuleBasedStateMachine):
         if write.kind == "document":
             self.world.document = write.payload
         elif write.kind == "release":
-            self.world.lock = None  # DeleteParameter deletes whatever lock is there
+            # DeleteParameter deletes whatever lock is there (PutParameter of a settling
+            # holder's release record overwrites it)
+            self.world.lock = write.payload
         elif write.kind == "kvs":
             self.land_key(write)
         elif write.etag == str(self.world.etag):
@@ -804,7 +818,10 @@ class ProtocolModel(RuleBasedStateMachine):
         else:
             write.payload = None  # PreconditionFailed: that step retries, if it still runs
         execution = next((e for e in self.running if e.name == write.execution), None)
-        if execution is None or execution.in_flight is None:
+        if execution is None:
+            self.landed_after_stop(write)
+            return
+        if execution.in_flight is None:
             return
         if any(w.execution == write.execution for w in self.world.pending_writes):
             return
@@ -813,6 +830,22 @@ class ProtocolModel(RuleBasedStateMachine):
         if write.kind in ("distribution", "kvs") and write.payload is None:
             return  # the switch is retried with a fresh ETag
         self.record(execution, name, result)
+
+    def landed_after_stop(self, write: PendingWrite) -> None:
+        """The last write of a stopped execution's step landed: a revoke's write revokes what
+        it was asked to revoke all the same (the operator asked for it; edges still sending
+        those values are refused, the price of revoke all)."""
+        execution = self.stopped.get(write.execution)
+        if execution is None or execution.in_flight is None:
+            return
+        if any(w.execution == write.execution for w in self.world.pending_writes):
+            return
+        name, result = execution.in_flight
+        execution.in_flight = None
+        if name in ("revoke_all", "revoke_previous") and result["changed"]:
+            self.revoking.update(dict.fromkeys(execution.revoked, self.clock.now))
+            if name == "revoke_all":
+                self.revoked_by_all |= execution.revoked
 
     def land_key(self, write: PendingWrite) -> None:
         raise AssertionError("header mode writes no KeyValueStore")
@@ -830,7 +863,7 @@ class ProtocolModel(RuleBasedStateMachine):
                 self._caches_reset(execution)
         lock = self.world.lock
         if lock is not None and lock.execution == execution.name:
-            self.world.lock = None
+            self.world.lock = released(lock, self.clock.now)
         if execution in self.running:
             self.running.remove(execution)
 
@@ -2043,6 +2076,64 @@ def test_a_revoke_that_preempts_a_settling_revoke_still_waits_for_the_first_hold
     for _ in range(10):
         model.advance(2.5)
         model.check_all()
+
+
+# -- a product bug the model found (make soak), fixed: a settling holder's release keeps the
+# -- settle (the next taker of the lock settles too) -------------------------------------
+def test_a_revoke_that_fails_right_after_its_takeover_passes_the_settle_on() -> None:
+    # Given a revoke all whose staging write is in flight when the operator stops it
+    model = ProtocolModel()
+    model.start_instances()
+    model.trigger_revoke_all()
+    first = model.running[0]
+    run(model, first, until="stage")
+    model.workflow_step(first, None, True)
+    assert model.world.pending_writes
+    model.stop(first.name)
+    # and a second revoke all that takes the lock over from it (settling: that write may
+    # still land) and fails right after, its failure path releasing the lock
+    model.trigger_revoke_all()
+    second = model.running[0]
+    model.workflow_step(second, None, False)  # Validate
+    model.workflow_step(second, "after", False)  # AcquireLock, then the failure path
+    assert not model.is_running(second.name)
+    assert model.world.lock is not None and model.world.lock.execution == RELEASED
+
+    # When a third revoke all takes the lock before the first one's write has landed
+    model.trigger_revoke_all()
+
+    # Then it settles until that write has landed: its own writes come after, nothing it
+    # revoked comes back, and every value CloudFront sends stays accepted
+    for _ in range(20):
+        model.advance(2.5)
+        model.check_all()
+    assert not model.world.pending_writes
+    assert model.world.document.current not in model.revoked_by_all
+
+
+# -- the model's own bookkeeping (make soak): a stopped revoke's write still revokes ------
+def test_a_stopped_revoke_all_whose_write_lands_revokes_what_it_was_asked_to() -> None:
+    # Given a revoke all stopped while its revoking write is in flight (the foreign update
+    # keeps CloudFront's deployment, and so edges sending the leaked value, going on)
+    model = ProtocolModel()
+    model.start_instances()
+    leaked = model.world.document.current
+    model.someone_else_updates_the_distribution()
+    model.trigger_revoke_all()
+    first = model.running[0]
+    run(model, first, until="revoke_all")
+    model.workflow_step(first, None, True)
+    model.trigger_revoke_all()
+    model.stop(first.name)
+
+    # When its write lands (during the second revoke's settle) and the second runs on
+    model.advance(30.0)
+    model.check_all()
+
+    # Then the leaked value counts as revoked by a revoke all: edges still sending it are
+    # refused, the price of revoke all
+    assert leaked in model.revoked_by_all
+    assert model.world.document.slot_of(leaked) is None
 
 
 ProtocolModel.TestCase.settings = settings(

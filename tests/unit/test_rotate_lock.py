@@ -208,7 +208,7 @@ def test_a_preempted_holder_can_neither_write_nor_release(sfn: Any, state_machin
     assert lock().release(holder) is False
     assert lock().holder() == revoke
     assert lock().release(revoke) is True
-    assert lock().holder() is None
+    assert lock().holder() is None  # (a record of nobody while the revoke's settle lasts)
 
 
 def test_a_fence_goes_stale_after_its_send_window() -> None:
@@ -288,6 +288,45 @@ def test_a_settle_that_ended_is_not_passed_on(
     )
 
     assert result["settle"] is False
+
+
+def test_a_settling_holder_that_releases_passes_its_settle_on(sfn: Any, state_machine: str) -> None:
+    # Given a revoke that preempted a rotation (settling) and whose run then failed at once:
+    # its failure path releases the lock before the settle has ended
+    running(sfn, state_machine, ROTATE)
+    revoke = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+    assert lock().acquire(revoke, REVOKE_ALL)["settle"] is True
+    assert lock().release(revoke) is True
+
+    # When the next execution takes the lock within that settle
+    later = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+    result = lock().acquire(later, ROTATE)
+
+    # Then it settles too: the rotation's write may still land (a deleted lock would have
+    # let it write at once, and the rotation's write land after its own)
+    assert result["settle"] is True
+    assert lock().holder() == later
+
+
+def test_a_release_after_the_settle_deletes_the_lock(sfn: Any, state_machine: str) -> None:
+    running(sfn, state_machine, ROTATE)
+    revoke = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+    assert lock().acquire(revoke, REVOKE_ALL)["settle"] is True
+
+    # 21 s later (the settle is 20 s): nothing is left to wait for
+    later_lock = lock()
+    later_lock.wall_clock = lambda: time.time() + 21
+    assert later_lock.release(revoke) is True
+
+    assert lock().holder() is None
+    fresh = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+    assert lock().acquire(fresh, ROTATE) == {
+        "acquired": True,
+        "took_over": None,
+        "preempted": None,
+        "settle": False,
+        "skipped": None,
+    }
 
 
 def test_a_revoke_reads_the_holders_history_only_once_it_holds_the_lock(
