@@ -30,11 +30,15 @@ from originlock.cdk.alarms import OriginLockAlarms
 from originlock.cdk.authorizer import OriginAuthorizer
 from originlock.cdk.origin_lock import LockConstruct, web_acl_arn_of
 from originlock.cdk.props import (
+    API_ID,
+    AUTHORIZER_ID,
+    DISTRIBUTION_ID,
     AlarmProps,
     AuthorizerProps,
     PropsError,
     RotationProps,
     check_header_name,
+    check_id,
     check_parameter_name,
     default_parameter_name,
     name_prefix_of,
@@ -58,18 +62,6 @@ from originlock.constants import (
     OUTPUT_SCHEDULE_NAME,
     OUTPUT_STATE_MACHINE_ARN,
 )
-
-API_ID = r"^[a-z0-9]{10}$"
-DISTRIBUTION_ID = r"^[A-Z0-9]{10,20}$"
-
-
-def _check_id(name: str, value: str, pattern: str, example: str) -> str:
-    import re
-
-    value = value.strip()
-    if not re.match(pattern, value):
-        raise PropsError(f"{name} is not a valid id (like {example}): {value!r}")
-    return value
 
 
 def invoke_uri(function_arn: str) -> str:
@@ -138,13 +130,13 @@ class AttachedOriginLock(LockConstruct):
         name_prefix: str | None = None,
         create_outputs: bool = True,
     ) -> None:
-        api_id = _check_id("api_id", api_id, API_ID, "a1b2c3d4e5")
-        distribution_id = _check_id(
+        api_id = check_id("api_id", api_id, API_ID, "a1b2c3d4e5")
+        distribution_id = check_id(
             "distribution_id", distribution_id, DISTRIBUTION_ID, "E1ABCDEF2GHIJK"
         )
         if existing_authorizer_id is not None:
-            existing_authorizer_id = _check_id(
-                "existing_authorizer_id", existing_authorizer_id, r"^[a-z0-9]{6,10}$", "abc123"
+            existing_authorizer_id = check_id(
+                "existing_authorizer_id", existing_authorizer_id, AUTHORIZER_ID, "abc123"
             )
         if not api_stage.strip():
             raise PropsError("api_stage must name a stage ($default unless set)")
@@ -179,13 +171,11 @@ class AttachedOriginLock(LockConstruct):
         self.origin_authorizer = OriginAuthorizer(
             self,
             "Authorizer",
-            parameter_name=parameter,
+            token=self.token,
             header_name=header,
-            encryption_key=encryption_key,
             props=authorizer_props,
             name_prefix=prefix,
         )
-        self.origin_authorizer.function.node.add_dependency(self.token.resource)
         self.origin_authorizer_uri = invoke_uri(self.origin_authorizer.function.function_arn)
         if existing_authorizer_id is None:
             self.api_authorizer: apigwv2.HttpAuthorizer | None = apigwv2.HttpAuthorizer(

@@ -18,13 +18,14 @@ from constructs import Construct
 from originlock.cdk.functions import PythonFunction
 from originlock.cdk.props import (
     AuthorizerProps,
+    PropsError,
     TokenSource,
     check_header_name,
     check_parameter_name,
     default_parameter_name,
     name_prefix_of,
 )
-from originlock.cdk.token_parameter import parameter_arn
+from originlock.cdk.token_parameter import TokenParameter, parameter_arn
 from originlock.constants import (
     AUTHORIZER_HANDLER,
     AUTHORIZER_SERVICE,
@@ -61,13 +62,18 @@ class OriginAuthorizer(PythonFunction):
 
     Parameters
     ----------
+    token
+        The :class:`~originlock.cdk.TokenParameter` the function reads: its name and key, and
+        the function is created after it (it reads the parameter from its first invocation).
+        ``None``: a parameter made elsewhere, named by *parameter_name*.
     parameter_name
-        The token parameter; ``None``: ``/originlock/<name prefix>/origin-token``, the name
-        :class:`~originlock.cdk.OriginLock` gives it with the same *name_prefix*.
+        Without *token*: the token parameter; ``None``: ``/originlock/<name prefix>/origin-token``,
+        the name :class:`~originlock.cdk.OriginLock` gives it with the same *name_prefix*.
     header_name
         The origin header CloudFront adds (the identity source).
     encryption_key
-        The parameter's customer managed KMS key, if any (the function may decrypt with it).
+        Without *token*: the parameter's customer managed KMS key, if any (the function may
+        decrypt with it).
     props
         Caches, token source, SSM budget, concurrency.
     name_prefix
@@ -88,12 +94,20 @@ class OriginAuthorizer(PythonFunction):
         scope: Construct,
         construct_id: str,
         *,
+        token: TokenParameter | None = None,
         parameter_name: str | None = None,
         header_name: str = DEFAULT_HEADER_NAME,
         encryption_key: kms.IKey | None = None,
         props: AuthorizerProps | None = None,
         name_prefix: str | None = None,
     ) -> None:
+        if token is not None:
+            if parameter_name is not None or encryption_key is not None:
+                raise PropsError(
+                    "token names the parameter and its key: leave out parameter_name and "
+                    "encryption_key"
+                )
+            parameter_name, encryption_key = token.name, token.key
         props = props or AuthorizerProps()
         prefix = name_prefix_of(scope, name_prefix)
         self.parameter_name = check_parameter_name(parameter_name or default_parameter_name(prefix))
@@ -127,6 +141,9 @@ class OriginAuthorizer(PythonFunction):
         )
         self.encryption_key = encryption_key
         self.grant_read(self.parameter_name, encryption_key)
+        if token is not None:
+            # The function reads the parameter from its first invocation: it must exist by then.
+            self.function.node.add_dependency(token.resource)
         self.authorizer_name = props.authorizer_name
         self.results_cache_ttl_seconds = cache_ttl
         self.route_authorizer = authorizers.HttpLambdaAuthorizer(

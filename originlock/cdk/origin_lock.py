@@ -302,19 +302,21 @@ class OriginLock(LockConstruct):
             encryption_key=encryption_key,
             powertools_layer_version=powertools,
         )
-        self.origin_authorizer = existing_authorizer_obj or OriginAuthorizer(
-            self,
-            "Authorizer",
-            parameter_name=parameter,
-            header_name=header,
-            encryption_key=encryption_key,
-            props=authorizer_props,
-            name_prefix=prefix,
-        )
+        if existing_authorizer_obj is None:
+            self.origin_authorizer = OriginAuthorizer(
+                self,
+                "Authorizer",
+                token=self.token,
+                header_name=header,
+                props=authorizer_props,
+                name_prefix=prefix,
+            )
+        else:
+            self.origin_authorizer = existing_authorizer_obj
+            # The function reads the parameter from its first invocation: it must exist by then.
+            existing_authorizer_obj.function.node.add_dependency(self.token.resource)
         # What the user's routes take: an HttpLambdaAuthorizer.
         self.authorizer = self.origin_authorizer.route_authorizer
-        # The function reads the parameter from its first invocation: it must exist by then.
-        self.origin_authorizer.function.node.add_dependency(self.token.resource)
 
         web_acl_arn: str | None
         log_bucket_arn: str | None

@@ -24,6 +24,10 @@ PARAMETER_NAME = re.compile(r"^[A-Za-z0-9_.\-/]{1,1011}$")
 # EventBridge Scheduler allows 64 characters, so 55 at most; a CloudFormation stack name
 # (letters, digits, hyphens, a letter first) always fits the pattern.
 NAME_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,54}$")
+# An HTTP API's id, a CloudFront distribution's id, an API Gateway authorizer's id.
+API_ID = re.compile(r"^[a-z0-9]{10}$")
+DISTRIBUTION_ID = re.compile(r"^[A-Z0-9]{10,20}$")
+AUTHORIZER_ID = re.compile(r"^[a-z0-9]{6,10}$")
 RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -93,6 +97,17 @@ def check_parameter_name(name: str) -> str:
     if not PARAMETER_NAME.match(name) or name.endswith("/"):
         raise PropsError(f"parameter_name is not a valid parameter name: {name!r}")
     return name
+
+
+def check_id(name: str, value: str, pattern: re.Pattern[str], example: str) -> str:
+    """An AWS resource id (an API's, a distribution's), stripped; a token (an id resolved at
+    deploy time, such as a ``Ref``) is taken as it is."""
+    if Token.is_unresolved(value):
+        return value
+    value = value.strip()
+    if not pattern.match(value):
+        raise PropsError(f"{name} is not a valid id (like {example}): {value!r}")
+    return value
 
 
 def name_prefix_of(scope: Construct, name_prefix: str | None) -> str:

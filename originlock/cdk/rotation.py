@@ -22,7 +22,15 @@ from originlock.bundle import asl_file
 from originlock.cdk.authorizer import OriginAuthorizer
 from originlock.cdk.findings import LOGS_WITHOUT_SECRETS, skip_checkov
 from originlock.cdk.functions import LOG_RETENTION, PythonFunction, acknowledge, nag_arn
-from originlock.cdk.props import RotationProps, check_header_name, name_prefix_of
+from originlock.cdk.props import (
+    API_ID,
+    DISTRIBUTION_ID,
+    PropsError,
+    RotationProps,
+    check_header_name,
+    check_id,
+    name_prefix_of,
+)
 from originlock.cdk.token_parameter import TokenParameter
 
 if TYPE_CHECKING:  # edge_signing uses this module's executions_arn
@@ -68,12 +76,38 @@ def distribution_arn(scope: Construct, distribution_id: str) -> str:
     )
 
 
+def _check_pieces(
+    token: TokenParameter, authorizer: OriginAuthorizer, header_name: str | None
+) -> str:
+    """The header to switch, once the authorizer is known to check it and to read *token*: a
+    rotation of another parameter or header than the authorizer's would have CloudFront send
+    values it refuses."""
+    header = check_header_name(header_name or authorizer.header_name)
+    if header != authorizer.header_name:
+        raise PropsError(
+            f"header_name {header} is not the header the authorizer checks "
+            f"({authorizer.header_name}): give both the same header_name"
+        )
+    if authorizer.parameter_name != token.name:
+        raise PropsError(
+            f"the authorizer reads {authorizer.parameter_name}, the token parameter is "
+            f"{token.name}: make the authorizer with token=<the TokenParameter>"
+        )
+    if authorizer.encryption_key is not token.key:
+        raise PropsError(
+            "the authorizer and the token parameter name different encryption keys: make the "
+            "authorizer with token=<the TokenParameter>"
+        )
+    return header
+
+
 class RotationWorkflow(Construct):
     """Rotate function, state machine and the EventBridge Scheduler schedule.
 
     Usable alone: it rotates *token* through the origin header of *distribution_id* (its
     *origin_ids*, or every origin carrying the header), and tells *authorizer*'s instances and
-    API Gateway's cache of *api_id* when a value is revoked.
+    API Gateway's cache of *api_id* when a value is revoked. *authorizer* must read *token*
+    (:class:`~originlock.cdk.OriginAuthorizer` ``token=``) and check the header it switches.
 
     Parameters
     ----------
@@ -83,9 +117,11 @@ class RotationWorkflow(Construct):
         The origin authorizer: the stage wait follows its max age and refresh interval, and a
         revoke replaces its instances.
     distribution_id
-        The distribution whose origin header is switched.
+        The distribution whose origin header is switched: its id (``E1ABCDEF2GHIJK``), or a
+        token that resolves to one (:class:`~originlock.cdk.OriginLock` passes its
+        ``CfnDistribution``'s ``ref``, with the drift guard that distribution needs).
     header_name
-        The origin header's name.
+        The origin header's name; ``None``: the one *authorizer* checks.
     origin_ids
         The origins whose header is switched; empty: every origin that carries it.
     api_id, api_stage
@@ -110,7 +146,7 @@ class RotationWorkflow(Construct):
         token: TokenParameter,
         authorizer: OriginAuthorizer,
         distribution_id: str,
-        header_name: str,
+        header_name: str | None = None,
         origin_ids: Sequence[str] = (),
         api_id: str | None = None,
         api_stage: str = API_STAGE,
@@ -124,7 +160,12 @@ class RotationWorkflow(Construct):
     ) -> None:
         props = props or RotationProps()
         props.check()
-        header_name = check_header_name(header_name)
+        header_name = _check_pieces(token, authorizer, header_name)
+        distribution_id = check_id(
+            "distribution_id", distribution_id, DISTRIBUTION_ID, "E1ABCDEF2GHIJK"
+        )
+        if api_id is not None:
+            api_id = check_id("api_id", api_id, API_ID, "a1b2c3d4e5")
         prefix = name_prefix_of(scope, name_prefix)
         super().__init__(scope, construct_id)
         # A literal name: the rotate function's policy names this state machine's

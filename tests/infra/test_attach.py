@@ -16,17 +16,13 @@ from aws_cdk.assertions import Template
 from infra.config import AttachConfig, ConfigError
 from originlock.cdk import AttachedOriginLock, PropsError
 from originlock.target import OUTPUT_KEYS
-from tests.infra.conftest import ATTACH_CONTEXT, Synth, flatten, grants, of_type
+from tests.infra.conftest import ATTACH_CONTEXT, Synth, flatten, grants, logical_id, of_type
 
 pytestmark = pytest.mark.infra
 
 API_ID = ATTACH_CONTEXT["apiId"]
 DISTRIBUTION_ID = ATTACH_CONTEXT["distributionId"]
 PARAMETER = ATTACH_CONTEXT["parameterName"]
-
-
-def logical_id(stack: Stack, construct: Any) -> str:
-    return str(stack.resolve(stack.get_logical_id(construct.node.default_child)))
 
 
 def api_gateway_permissions(template: dict[str, Any]) -> list[dict[str, Any]]:

@@ -19,8 +19,9 @@ CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 ACCEPTED_WARNINGS = {"W3005"}
 
 
-# The main stack, plus the web ACL's stack unless WAF is off (never in attach mode).
-TEMPLATES = {"synth": 2, "variant": 1, "defaults": 2, "attach": 1, "edge": 2}
+# The main stack, plus the web ACL's stack unless WAF is off (never in attach mode); the
+# user's two stacks of the parts alone.
+TEMPLATES = {"synth": 2, "variant": 1, "defaults": 2, "attach": 1, "edge": 2, "parts": 2}
 
 
 @pytest.mark.parametrize("which", SCANNED)

@@ -12,8 +12,9 @@ from tests.infra.conftest import SCANNED, Synth, as_list, flatten, of_type, poli
 
 pytestmark = pytest.mark.infra
 
-# The synthesized stacks' names (cdk.json's default, the variant's, the attach stack's).
-STACK = "(Originlock|Staging|BlogLock|EdgeLock)"
+# The synthesized stacks' names (cdk.json's default, the variant's, the attach stack's, the
+# edge-signed one's, the user's rotation alone).
+STACK = "(Originlock|Staging|BlogLock|EdgeLock|MyRotation)"
 # The attach configuration's (the blog's) parameter.
 BLOG_PARAMETER = "blog/cf-api-gateway-token"
 # (role path fragment, actions, resource pattern): the wildcards AWS forces.

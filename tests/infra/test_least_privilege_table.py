@@ -25,7 +25,7 @@ def test_least_privilege_table_lists_every_granted_action(defaults: Synth) -> No
     assert rows, "docs/security.md has no least-privilege table: run make rehearse"
 
     # Then its rows are the actions of the default synthesis, each once, in the same order
-    written = defaults.outdir / f"{defaults.config.stack_name}.template.json"
+    written = defaults.outdir / f"{defaults.main.stack_name}.template.json"
     template = json.loads(written.read_text())
     stack = defaults.main
     paths = {
