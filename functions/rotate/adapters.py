@@ -457,6 +457,24 @@ class Lock:
             )
         self._put(self.name, value, overwrite=True)
 
+    def _keep(self, execution_id: str, value: str) -> None:
+        """Make sure the lock is still this execution's after a preemption without a settle.
+
+        The preempted step has ended, so whatever it sent has landed: a ``ReleaseLock`` whose
+        fence check came just before the takeover has deleted the lock the takeover wrote
+        (``DeleteParameter`` deletes whatever is there). Without a settle there is no second
+        ``AcquireLock``: the lock is created again here, or, if another execution created it
+        in between, the error is retried and the retry meets that one (docs/decisions.md,
+        "A preempted release may delete the revoke's lock")."""
+        holder = self.read()
+        if holder is not None and holder.execution == execution_id:
+            return
+        if holder is None and self._put(self.name, value, overwrite=False):
+            return
+        raise StoreUnavailableError(
+            "lock: released by the preempted execution and taken by another (retried)"
+        )
+
     def acquire(self, execution_id: str, detail: dict[str, Any]) -> dict[str, Any]:
         """Take the lock, take it over from a stale holder, preempt a less urgent one (a
         revoke), or say who holds it: a scheduled rotation then yields (``acquired`` false),
@@ -512,6 +530,8 @@ class Lock:
             settle = in_flight or inherited
             if running:
                 self._stop(holder, execution_id, detail)
+            if not settle:
+                self._keep(execution_id, settling())
             return {
                 **result,
                 "preempted": {

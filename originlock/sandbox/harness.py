@@ -645,6 +645,55 @@ def install_stop_execution_details() -> None:
     _stop_details_installed = True
 
 
+_history_pages_installed = False
+HISTORY_PAGE_DEFAULT = 100
+HISTORY_PAGE_MAX = 1000
+
+
+def install_execution_history_pages() -> None:
+    """``GetExecutionHistory`` as AWS answers it: ``reverseOrder`` lists the latest event
+    first, ``maxResults`` bounds a page (100 by default, at most 1,000) and ``nextToken``
+    fetches the next one. moto 5.2.5 ignores all three and returns the whole history oldest
+    first. A revoke reads the latest events of the execution it preempts to know whether a
+    Lambda step of it is under way (``rotate.adapters.Lock.step_in_flight``); read oldest
+    first, every execution looked as if its first task were under way, and every preemption
+    settled, even one that met the rotation in a Wait state."""
+    global _history_pages_installed
+    if _history_pages_installed:
+        return
+    from moto.core.responses import ActionResult
+    from moto.stepfunctions.exceptions import InvalidToken
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def get_execution_history(self: Any) -> Any:
+        arn = self._get_param("executionArn")
+        # A copy: a running execution's thread appends to the list it returns.
+        events = list(self.stepfunction_backend.get_execution_history(arn)["events"])
+        reverse = bool(self._get_param("reverseOrder"))
+        if reverse:
+            events.reverse()
+        size = min(
+            int(self._get_param("maxResults") or 0) or HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX
+        )
+        token = self._get_param("nextToken")
+        if token:
+            # The token names the last event of the page before (ids only grow), so a page
+            # stays put while the execution adds events.
+            try:
+                after = int(token)
+            except ValueError:
+                raise InvalidToken(str(token)) from None
+            events = [e for e in events if (e["id"] < after if reverse else e["id"] > after)]
+        page = events[:size]
+        result: dict[str, Any] = {"events": page}
+        if len(events) > size:
+            result["nextToken"] = str(page[-1]["id"])
+        return ActionResult(result)
+
+    setattr(StepFunctionResponse, "get_execution_history", get_execution_history)
+    _history_pages_installed = True
+
+
 # --------------------------------------------------------------------------- deployment
 def load_definition(substitutions: Mapping[str, str]) -> str:
     """The ASL file with its ``${Placeholders}`` substituted, as CDK's DefinitionBody does."""
@@ -1011,12 +1060,14 @@ def install_interpreter_caches() -> None:
 def installed(
     lambdas: InProcessLambda | None = None, edges: CloudFrontEdges | None = None
 ) -> Iterator[tuple[InProcessLambda, CloudFrontEdges]]:
-    """Install the Lambda runtime, the CloudFront behaviour, ResetAuthorizersCache and the
-    interpreter's caches."""
+    """Install the Lambda runtime, the CloudFront behaviour, ResetAuthorizersCache,
+    StopExecution's details, GetExecutionHistory's order and pages, and the interpreter's
+    caches."""
     lambdas = lambdas or InProcessLambda()
     edges = edges or CloudFrontEdges()
     install_reset_authorizers_cache()
     install_stop_execution_details()
+    install_execution_history_pages()
     install_interpreter_caches()
     lambdas.install()
     edges.install()

@@ -384,3 +384,59 @@ def test_each_record_can_be_taken_over_once_and_the_next_again(
         result = lock().acquire(arn, ROTATE)
         assert result["took_over"] == "unreadable-lock", attempt
         assert lock().holder() == arn
+
+
+@pytest.mark.parametrize("by", [REVOKE_ALL, REVOKE_PREVIOUS], ids=["revoke-all", "revoke-previous"])
+def test_a_revoke_keeps_the_lock_a_preempted_release_deleted_before_the_revoke_looked(
+    sfn: Any, state_machine: str, monkeypatch: pytest.MonkeyPatch, by: dict[str, Any]
+) -> None:
+    # Given a rotation in its ReleaseLock: its fence check passed just before a revoke took
+    # the lock over, so its DeleteParameter is on its way
+    rotation = running(sfn, state_machine, ROTATE)
+    assert lock().fence(rotation).execution_id == rotation
+    revoke = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+    release = lock()
+
+    def release_lands_then_history(self: Lock, arn: str) -> bool:
+        # the delete lands after the takeover, and the release has returned by the time the
+        # revoke reads the rotation's history: no step under way, so no settle
+        release.clients.get("ssm", fenced=True).delete_parameter(Name=release.name)
+        return False
+
+    monkeypatch.setattr(Lock, "step_in_flight", release_lands_then_history)
+
+    # When the revoke takes the lock
+    result = lock().acquire(revoke, by)
+
+    # Then it holds it when it goes on without a settle: its fenced writes are allowed
+    # (without the lock, the revoke's first write failed with LockLostError: nothing revoked)
+    assert result["settle"] is False
+    assert result["preempted"]["execution"] == rotation.rsplit(":", 1)[-1]
+    assert lock().holder() == revoke
+    assert lock().fence(revoke).execution_id == revoke
+
+
+def test_a_revoke_whose_lock_was_released_and_taken_meanwhile_is_retried(
+    sfn: Any, state_machine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a preempted release that deleted the revoke's lock, and a manual rotation that
+    # created it in the instant before the revoke looked again
+    running(sfn, state_machine, ROTATE)
+    revoke = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+    other = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+
+    def released_and_taken(self: Lock, arn: str) -> bool:
+        self.clients.get("ssm").delete_parameter(Name=self.name)
+        assert lock().acquire(other, ROTATE)["acquired"] is True
+        return False
+
+    monkeypatch.setattr(Lock, "step_in_flight", released_and_taken)
+
+    # Then the revoke does not go on without the lock: it fails with a retried error, and its
+    # retry preempts the newcomer
+    with pytest.raises(StoreUnavailableError, match="retried"):
+        lock().acquire(revoke, REVOKE_ALL)
+    monkeypatch.setattr(Lock, "step_in_flight", lambda self, arn: False)
+    result = lock().acquire(revoke, REVOKE_ALL)
+    assert result["preempted"]["execution"] == other.rsplit(":", 1)[-1]
+    assert lock().holder() == revoke
