@@ -130,6 +130,15 @@ $(POWERTOOLS_LAYER)/.synced: rehearsal/layer-requirements.txt $(MINISTACK)/.sync
 		--target $(POWERTOOLS_LAYER)/python -r rehearsal/layer-requirements.txt
 	touch $@
 
+# Edge-signed mode's awscrt layer for ministack's interpreter (it runs the functions on this
+# machine's Python, not Lambda's arm64 3.13): the product's lock, this machine's wheel.
+AWSCRT_REHEARSAL_LAYER := $(TOOLS)/rehearsal/awscrt-layer
+$(AWSCRT_REHEARSAL_LAYER)/.synced: $(AWSCRT_LOCK) $(MINISTACK)/.synced
+	rm -rf $(AWSCRT_REHEARSAL_LAYER)
+	$(UV) pip install --quiet --python $(MINISTACK)/bin/python --only-binary :all: \
+		--require-hashes --target $(AWSCRT_REHEARSAL_LAYER)/python -r $(AWSCRT_LOCK)
+	touch $@
+
 # Regenerate both locks after changing rehearsal/*.in.
 rehearse-lock: | $(UV)
 	$(UV) pip compile --quiet --python-version 3.11 --generate-hashes \
@@ -137,7 +146,7 @@ rehearse-lock: | $(UV)
 	$(UV) pip compile --quiet --python-version 3.11 --generate-hashes --no-deps \
 		rehearsal/layer-requirements.in -o rehearsal/layer-requirements.txt
 
-rehearse: setup $(MINISTACK)/.synced $(POWERTOOLS_LAYER)/.synced
+rehearse: setup $(MINISTACK)/.synced $(POWERTOOLS_LAYER)/.synced $(AWSCRT_REHEARSAL_LAYER)/.synced
 	$(PY) -m rehearsal $(REHEARSE_ARGS)
 
 # After `make deploy`: the same checks against the real stack (STACK=... for another name).

@@ -23,18 +23,21 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TypeVar
 
-from rehearsal import checks, least_privilege
+from originlock.bundle import AWSCRT_LAYER_ENV
+from rehearsal import checks, edge, least_privilege
 from rehearsal.cdk import Cdk
 from rehearsal.deployment import STACK, WAF_STACK, Deployment, zip_bytes
 from rehearsal.emulator import Ministack
 from rehearsal.errors import RehearsalError
-from rehearsal.exercises import Baseline, exercises
+from rehearsal.exercises import Baseline, edge_exercises, exercises
 from rehearsal.loopback import EdgeRelay, ResponseCollector
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools"
 MINISTACK_PYTHON = TOOLS / "ministack" / "bin" / "python"
 POWERTOOLS_LAYER = TOOLS / "rehearsal" / "powertools-layer"
+# The awscrt layer for ministack's interpreter (the product's lock, this machine's wheel).
+AWSCRT_LAYER = TOOLS / "rehearsal" / "awscrt-layer"
 RUN_DIR = TOOLS / "rehearsal" / "run"
 SECURITY_DOC = ROOT / "docs" / "security.md"
 
@@ -242,21 +245,7 @@ def rehearse(run: Run, update_docs: bool) -> None:
             deployment, exercises(deployment, baseline, collector), say=run.note
         )
         rows = run.step("least-privilege proof", proof.run)
-        text = least_privilege.table(rows)
-        if update_docs and least_privilege.write_table(SECURITY_DOC, text):
-            run.note("docs/security.md: least-privilege table updated")
-        elif (committed := least_privilege.committed_table(SECURITY_DOC)) != text:
-            diff = difflib.unified_diff(
-                committed.splitlines(),
-                text.splitlines(),
-                "docs/security.md",
-                "this run",
-                lineterm="",
-            )
-            raise RehearsalError(
-                "docs/security.md's least-privilege table differs from this run's"
-                " (make rehearse rewrites it):\n" + "\n".join(diff)
-            )
+        record_table(run, rows, least_privilege.HEADER_TABLE, update_docs)
 
         before = run.step(
             "a rotation stopped after its switch",
@@ -269,6 +258,78 @@ def rehearse(run: Run, update_docs: bool) -> None:
         run.note(run.step("header kept", lambda: checks.header_kept(deployment, before)))
         run.step("cdk destroy --all", lambda: cdk.destroy(first, [STACK, WAF_STACK]))
         run.note(run.step("torn down", lambda: checks.destroyed(deployment)))
+        rehearse_edge_signed(run, cdk, collector, deployment.template, update_docs)
+
+
+def rehearse_edge_signed(
+    run: Run,
+    cdk: Cdk,
+    collector: ResponseCollector,
+    header_template: dict[str, Any],
+    update_docs: bool,
+) -> None:
+    """Edge-signed mode, deployed into the same ministack once header mode is torn down."""
+    ministack = cdk.ministack
+    assembly = RUN_DIR / "cdk.out.edge-signed"
+    if not (AWSCRT_LAYER / "python" / "awscrt").is_dir():
+        raise RehearsalError(f"no awscrt layer built at {AWSCRT_LAYER} (make rehearse)")
+    run.step(
+        "cdk synth -c lockMode=edge-signed",
+        lambda: cdk.synth(
+            assembly, {**CONTEXT, **edge.EDGE_CONTEXT}, {AWSCRT_LAYER_ENV: str(AWSCRT_LAYER)}
+        ),
+    )
+    run.step("cdk deploy --all (edge-signed)", lambda: cdk.deploy(assembly, [WAF_STACK, STACK]))
+    deployment = Deployment(ministack, assembly)
+    for line in run.step("store, function, distribution", lambda: edge.resources(deployment)):
+        run.note(line)
+    for line in run.step("blog test (edge-signed)", lambda: edge.blog_test(deployment)):
+        run.note(line)
+    run.note("through CloudFront: not exercised (ministack's functions cannot read a store)")
+    # ministack has no TestFunction: the deployment wait checks the propagation wait only.
+    run.step(
+        "rotate function without EDGE_FUNCTION_NAME",
+        lambda: deployment.update_environment(
+            "Rotation/Rotate/Function", {"EDGE_FUNCTION_NAME": None}
+        ),
+    )
+    baseline = Baseline.capture(deployment)
+    for line in run.step(
+        "rotate steps, real role (edge-signed)", lambda: checks.rotate_steps(deployment, baseline)
+    ):
+        run.note(line)
+
+    baseline = Baseline.capture(deployment)
+    roles = least_privilege.roles_differing(
+        least_privilege.grants(header_template), least_privilege.grants(deployment.template)
+    )
+    run.note(f"roles granted differently from header mode: {', '.join(roles)}")
+    proof = least_privilege.Proof(
+        deployment, edge_exercises(deployment, baseline, collector), say=run.note, roles=roles
+    )
+    rows = run.step("least-privilege proof (edge-signed)", proof.run)
+    record_table(run, rows, least_privilege.EDGE_TABLE, update_docs)
+    run.step("cdk destroy --all (edge-signed)", lambda: cdk.destroy(assembly, [STACK, WAF_STACK]))
+    run.note(run.step("torn down (edge-signed)", lambda: checks.destroyed(deployment)))
+
+
+def record_table(
+    run: Run, rows: list[least_privilege.Row], markers: tuple[str, str], update_docs: bool
+) -> None:
+    """Write the proof's table into docs/security.md, or (``--check-docs``) fail if it differs."""
+    text = least_privilege.table(rows)
+    edge_signed = markers == least_privilege.EDGE_TABLE
+    which = "edge-signed least-privilege" if edge_signed else "least-privilege"
+    if update_docs and least_privilege.write_table(SECURITY_DOC, text, markers):
+        run.note(f"docs/security.md: {which} table updated")
+    elif (committed := least_privilege.committed_table(SECURITY_DOC, markers)) != text:
+        diff = difflib.unified_diff(
+            committed.splitlines(), text.splitlines(), "docs/security.md", "this run", lineterm=""
+        )
+        raise RehearsalError(
+            f"docs/security.md's {which} table differs from this run's"
+            " (make rehearse rewrites it):\n" + "\n".join(diff)
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

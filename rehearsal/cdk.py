@@ -84,11 +84,14 @@ class Cdk:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_"))}
         self.env = {**base, **QUIET, **ministack.environment()}
 
-    def synth(self, outdir: Path, context: Mapping[str, str]) -> None:
+    def synth(
+        self, outdir: Path, context: Mapping[str, str], env: Mapping[str, str] | None = None
+    ) -> None:
+        """``cdk synth`` with *context*; *env* adds to the CLI's environment."""
         args = ["synth", "--quiet", "--no-notices", "--output", str(outdir)]
         for key, value in context.items():
             args += ["--context", f"{key}={value}"]
-        if _run(args, self.env, self.log, timeout=300) != 0:
+        if _run(args, {**self.env, **(env or {})}, self.log, timeout=300) != 0:
             raise RehearsalError(f"cdk synth failed (see {self.log})")
 
     def bootstrap(self, assembly: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import urllib3
 
 from originlock.document import fingerprint
-from rehearsal.deployment import Deployment
+from rehearsal.deployment import KVS_KEY, Deployment
 from rehearsal.errors import RehearsalError
 from rehearsal.exercises import Baseline, RotateExercise
 
@@ -46,32 +46,37 @@ def blog_test(deployment: Deployment, edge_url: str) -> list[str]:
 
 
 def rotate_steps(deployment: Deployment, baseline: Baseline) -> list[str]:
-    """Each rotate step invoked with its real role, the state checked after each."""
+    """Each rotate step invoked with its real role, the state checked after each. What the
+    edges use is the header value, or (edge-signed) the KeyValueStore's signing key."""
     exercise = RotateExercise(deployment, baseline)
     start = deployment.document()
+    name = deployment.identify
     lines: list[str] = []
+    edges = "the store holds" if deployment.edge_signed else "CloudFront sends"
 
     def after(step: str, result: dict[str, Any]) -> None:
         document = deployment.document()
         sends = deployment.sends()
         if step == "stage" and (document.pending is None or document.current != start.current):
             raise RehearsalError("rotate step stage: no value was staged")
-        if step == "switch" and sends != fingerprint(document.pending):
-            raise RehearsalError("rotate step switch: CloudFront does not send the staged value")
+        if step == "switch" and sends != name(document.pending):
+            raise RehearsalError(f"rotate step switch: {edges} {sends}, not the staged value")
         if step == "check_deployed" and not result.get("deployed"):
             raise RehearsalError(f"rotate step check_deployed: {result.get('status')}")
-        if step == "promote" and (
-            document.current is None or fingerprint(document.current) != sends
-        ):
-            raise RehearsalError("rotate step promote: current is not what CloudFront sends")
+        if step == "promote" and (document.current is None or name(document.current) != sends):
+            raise RehearsalError(f"rotate step promote: current is not what {edges}")
         if step == "retire" and document.previous is not None:
             raise RehearsalError("rotate step retire: the previous value is still accepted")
-        lines.append(f"{step}: ok (sends {sends}, generation {document.generation})")
+        staged = f"staged {name(document.pending)}, " if step == "stage" else ""
+        lines.append(f"{step}: ok ({staged}{edges} {sends}, generation {document.generation})")
 
     exercise.after = after
     exercise.reset()
     exercise.run()
-    _switch_is_conditional(deployment)
+    if deployment.edge_signed:
+        _store_write_is_conditional(deployment)
+    else:
+        _switch_is_conditional(deployment)
     return lines
 
 
@@ -92,6 +97,24 @@ def _switch_is_conditional(deployment: Deployment) -> None:
             return
         raise
     raise RehearsalError("UpdateDistribution with a stale IfMatch was accepted")
+
+
+def _store_write_is_conditional(deployment: Deployment) -> None:
+    """UpdateKeys with a stale ETag must be refused (the edge-signed switch relies on it)."""
+    from botocore.exceptions import ClientError
+
+    key, etag = deployment.store_key()
+    assert key is not None
+    deployment.set_store_key(key)  # the same key: a new ETag
+    try:
+        deployment.client("cloudfront-keyvaluestore").update_keys(
+            KvsARN=deployment.kvs_arn, IfMatch=etag, Puts=[{"Key": KVS_KEY, "Value": key}]
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConflictException":
+            return
+        raise
+    raise RehearsalError("UpdateKeys with a stale IfMatch was accepted")
 
 
 def interrupted_after_switch(deployment: Deployment) -> str:

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from originlock.document import TokenDocument, fingerprint
+from originlock.document import TokenDocument, fingerprint, key_id
 from rehearsal.cdk import construct_path
 from rehearsal.emulator import Ministack
 from rehearsal.errors import RehearsalError
 
 STACK = "Originlock"
 WAF_STACK = "OriginlockEdgeWaf"
+KVS_KEY = "signing-key"  # the KeyValueStore's one key (functions/tokens/edge.py, KVS_KEY_NAME)
 
 
 @dataclass
@@ -66,6 +67,12 @@ class Deployment:
                 )
                 self.types[resource["LogicalResourceId"]] = resource["ResourceType"]
         self.template = json.loads((self.assembly / f"{self.stack}.template.json").read_text())
+        # Edge-signed mode: a CloudFront Function signs with the KeyValueStore's key.
+        self.edge_signed = any(
+            resource["Type"] == "AWS::CloudFront::KeyValueStore"
+            for resource in self.template["Resources"].values()
+        )
+        self._kvs_arn: str | None = None
 
     # -- names -------------------------------------------------------------------------
     def logical_id(self, path: str) -> str:
@@ -134,6 +141,7 @@ class Deployment:
         return response["DistributionConfig"], str(response["ETag"])
 
     def header_value(self) -> str:
+        """The static origin header's value (header mode)."""
         config, _ = self.distribution_config()
         for origin in config["Origins"]["Items"]:
             for header in (origin.get("CustomHeaders") or {}).get("Items", []):
@@ -141,9 +149,61 @@ class Deployment:
                     return str(header["HeaderValue"])
         raise RehearsalError(f"distribution {self.distribution_id} sends no {self.header_name}")
 
+    # -- what the edges use: the header value, or (edge-signed) the store's signing key ------
+    @property
+    def kvs_arn(self) -> str:
+        """The KeyValueStore's ARN (its physical id is its name)."""
+        if self._kvs_arn is None:
+            [name] = [
+                self.physical[logical_id]
+                for logical_id, kind in self.types.items()
+                if kind == "AWS::CloudFront::KeyValueStore"
+            ]
+            described = self.client("cloudfront").describe_key_value_store(Name=name)
+            self._kvs_arn = str(described["KeyValueStore"]["ARN"])
+        return self._kvs_arn
+
+    def store_key(self) -> tuple[str | None, str]:
+        """The KeyValueStore's signing key (``None`` when it holds none) and its ETag."""
+        kvs = self.client("cloudfront-keyvaluestore")
+        etag = str(kvs.describe_key_value_store(KvsARN=self.kvs_arn)["ETag"])
+        try:
+            value = kvs.get_key(KvsARN=self.kvs_arn, Key=KVS_KEY)["Value"]
+        except kvs.exceptions.ResourceNotFoundException:
+            return None, etag
+        return str(value), etag
+
+    def set_store_key(self, key: str | None) -> None:
+        """Write (or, ``None``, delete) the store's signing key, with its ETag."""
+        _, etag = self.store_key()
+        change: dict[str, Any] = (
+            {"Puts": [{"Key": KVS_KEY, "Value": key}]}
+            if key is not None
+            else {"Deletes": [{"Key": KVS_KEY}]}
+        )
+        self.client("cloudfront-keyvaluestore").update_keys(
+            KvsARN=self.kvs_arn, IfMatch=etag, **change
+        )
+
+    def live_value(self) -> str | None:
+        """What the edges use: the header value, or (edge-signed) the store's key."""
+        return self.store_key()[0] if self.edge_signed else self.header_value()
+
+    def set_live_value(self, value: str) -> None:
+        if self.edge_signed:
+            self.set_store_key(value)
+        else:
+            self.set_header_value(value)
+
+    def identify(self, value: str | None) -> str | None:
+        """A value's public name: its fingerprint, or (edge-signed) its key id."""
+        if value is None:
+            return None
+        return f"kid {key_id(value)}" if self.edge_signed else fingerprint(value)
+
     def sends(self) -> str | None:
-        """The fingerprint of the value the distribution sends."""
-        return fingerprint(self.header_value())
+        """The public name of what the edges use (never the value itself)."""
+        return self.identify(self.live_value())
 
     def set_header_value(self, value: str) -> None:
         config, etag = self.distribution_config()
@@ -170,13 +230,18 @@ class Deployment:
             return Invocation(payload, " ".join(text.split()))
         return Invocation(payload)
 
-    def update_environment(self, path: str, changes: dict[str, str]) -> None:
-        """Change a function's environment (the root's call) and wait until it is Successful."""
+    def update_environment(self, path: str, changes: dict[str, str | None]) -> None:
+        """Change a function's environment (the root's call; ``None`` removes a variable) and
+        wait until it is Successful."""
         lambda_ = self.client("lambda")
         name = self.resource(path)
         config = lambda_.get_function_configuration(FunctionName=name)
         variables = dict((config.get("Environment") or {}).get("Variables") or {})
-        variables.update(changes)
+        for variable, value in changes.items():
+            if value is None:
+                variables.pop(variable, None)
+            else:
+                variables[variable] = value
         lambda_.update_function_configuration(
             FunctionName=name, Environment={"Variables": variables}
         )

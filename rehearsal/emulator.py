@@ -26,6 +26,20 @@ ACCOUNT = "000000000000"  # ministack's default account
 # Root credentials of ministack's account (any value; "test" is one it treats as root).
 ROOT_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 SERVER = Path(__file__).resolve().parent / "serve_ministack.py"
+# sitecustomize.py of every process ministack starts: the KeyValueStore API's host resolves.
+LAMBDA_SITE = Path(__file__).resolve().parent / "lambda_site"
+
+
+def resolve_account_hosts() -> None:
+    """This process resolves the KeyValueStore API's host as ministack's functions do
+    (``lambda_site/sitecustomize.py``: ``<account>.127.0.0.1`` is 127.0.0.1, nothing else)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "rehearsal_lambda_site", LAMBDA_SITE / "sitecustomize.py"
+    )
+    assert spec is not None and spec.loader is not None
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
 
 
 def free_port() -> int:
@@ -91,6 +105,8 @@ class Ministack:
             "LOG_LEVEL": "WARNING",
             "PYTHONDONTWRITEBYTECODE": "1",
             "REHEARSAL_DENIALS": str(self.denials),
+            "REHEARSAL_ACCOUNT": ACCOUNT,
+            "PYTHONPATH": str(LAMBDA_SITE),
         }
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
@@ -104,6 +120,7 @@ class Ministack:
                 start_new_session=True,
             )
         self._wait_ready(timeout)
+        resolve_account_hosts()
         system = ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt"
         roots = Path(system).read_bytes() if Path(system).exists() else b""
         self.ca_bundle.write_bytes(roots + b"\n" + self.certificate.read_bytes())

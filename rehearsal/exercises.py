@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from originlock.document import TokenDocument, fingerprint
+from originlock.document import TokenDocument, fingerprint, key_id
 from rehearsal.deployment import Deployment
 from rehearsal.errors import RehearsalError
 from rehearsal.loopback import ResponseCollector
@@ -59,17 +59,23 @@ def stable(error: str) -> str:
 
 @dataclass
 class Baseline:
-    """The state every exercise starts from: the document and the value CloudFront sends."""
+    """The state every exercise starts from: the document, its tags, and what the edges use
+    (the value CloudFront sends, or the KeyValueStore's signing key)."""
 
     document: TokenDocument
     tags: dict[str, str]
+    live: str | None
 
     @classmethod
     def capture(cls, deployment: Deployment) -> Baseline:
         tags = deployment.client("ssm").list_tags_for_resource(
             ResourceType="Parameter", ResourceId=deployment.parameter_name
         )["TagList"]
-        return cls(deployment.document(), {tag["Key"]: tag["Value"] for tag in tags})
+        return cls(
+            deployment.document(),
+            {tag["Key"]: tag["Value"] for tag in tags},
+            deployment.live_value(),
+        )
 
     def restore(self, deployment: Deployment) -> None:
         ssm = deployment.client("ssm")
@@ -95,9 +101,8 @@ class Baseline:
                 ResourceId=deployment.parameter_name,
                 Tags=[{"Key": key, "Value": value} for key, value in self.tags.items()],
             )
-        assert self.document.current is not None
-        if deployment.header_value() != self.document.current:
-            deployment.set_header_value(self.document.current)
+        if self.live is not None and deployment.live_value() != self.live:
+            deployment.set_live_value(self.live)
 
 
 class Exercise:
@@ -145,14 +150,16 @@ class AuthorizerExercise(Exercise):
 
 class RotateExercise(Exercise):
     role = "Rotation/Rotate/Role"
-    title = (
-        "rotate steps: acquire_lock (taking over a stale lock), stage, switch, check_deployed, "
-        "promote, retire, reset_authorizer_caches (fresh instances), release_lock"
-    )
     FUNCTION = "Rotation/Rotate/Function"
 
     def __init__(self, deployment: Deployment, baseline: Baseline) -> None:
         super().__init__(deployment, baseline)
+        switch = "switch (UpdateKeys with the store's ETag)" if deployment.edge_signed else "switch"
+        self.title = (
+            f"rotate steps: acquire_lock (taking over a stale lock), stage, {switch}, "
+            "check_deployed, promote, retire, reset_authorizer_caches (fresh instances), "
+            "release_lock"
+        )
         self.results: dict[str, Any] = {}
         self.after: Callable[[str, dict[str, Any]], None] = lambda step, result: None
 
@@ -228,11 +235,13 @@ class _CustomResourceExercise(Exercise):
         super().__init__(deployment, baseline)
         self.collector = collector
 
-    def request(self, request_type: str, physical_id: str | None = None) -> dict[str, Any]:
+    def request(
+        self, request_type: str, physical_id: str | None = None, **overrides: str
+    ) -> dict[str, Any]:
         deployment = self.deployment
         logical_id = deployment.logical_id(self.RESOURCE)
         resource = deployment.template["Resources"][logical_id]
-        properties = _resolved(resource["Properties"], deployment)
+        properties = {**_resolved(resource["Properties"], deployment), **overrides}
         token = uuid.uuid4().hex
         event = {
             "RequestType": request_type,
@@ -269,7 +278,12 @@ def _resolved(properties: dict[str, Any], deployment: Deployment) -> dict[str, A
         elif isinstance(value, bool):
             resolved[key] = "true" if value else "false"
         elif isinstance(value, dict) and "Fn::GetAtt" in value:
-            resolved[key] = deployment.physical[value["Fn::GetAtt"][0]]
+            logical_id, attribute = value["Fn::GetAtt"]
+            if deployment.types.get(logical_id) == "AWS::CloudFront::KeyValueStore":
+                assert attribute == "Arn", attribute
+                resolved[key] = deployment.kvs_arn  # its physical id is its name
+            else:
+                resolved[key] = deployment.physical[logical_id]
         elif isinstance(value, dict) and "Ref" in value:
             resolved[key] = deployment.physical.get(value["Ref"], value["Ref"])
     return resolved
@@ -336,6 +350,43 @@ class DriftGuardExercise(_CustomResourceExercise):
             )
 
 
+class SigningKeyExercise(_CustomResourceExercise):
+    """Edge-signed mode's ``Custom::OriginlockSigningKey``, the copy before the distribution
+    (it finds the distribution's id through CloudFormation): with a stale rotation lock and a
+    store that lost its key, it stages a new key in the document and writes it to the store.
+    Its waits are set to 0 s here (the deploy ran them as the template says): the calls are the
+    same, the proof takes seconds."""
+
+    role = "EdgeSigning/Provider/Role"
+    title = (
+        "Custom::OriginlockSigningKey Update before the distribution (a stale rotation lock, "
+        "no key in the store; its waits 0 s)"
+    )
+    FUNCTION = "EdgeSigning/Provider/Function"
+    RESOURCE = "EdgeSigning/KeyBeforeDistribution"
+    WAITS = {"StageWaitSeconds": "0", "PropagationSeconds": "0"}
+
+    def run(self) -> None:
+        deployment = self.deployment
+        deployment.client("ssm").put_parameter(
+            Name=deployment.lock_name,
+            Value=json.dumps({"execution": f"{deployment.execution_prefix}gone-signing"}),
+            Type="String",
+            Overwrite=True,
+        )
+        deployment.set_store_key(None)
+        answer = self.request("Update", physical_id="originlock-signing-key", **self.WAITS)
+        data = answer.get("Data") or {}
+        pending = deployment.document().pending
+        stored, _ = deployment.store_key()
+        call = "Custom::OriginlockSigningKey Update"
+        if data.get("State") != "staged" or pending is None or stored != pending:
+            raise Refused(call, "no key was staged in the document and written to the store")
+        assert stored is not None
+        if data.get("KeyId") != key_id(stored):
+            raise Refused(call, "the key id it answered is not the stored key's")
+
+
 class TokenAgeExercise(Exercise):
     role = "Monitoring/TokenAgeProbe/Role"
     title = "the token-age probe, as its schedule invokes it"
@@ -357,4 +408,15 @@ def exercises(
         TokenParameterExercise(deployment, baseline, collector),
         DriftGuardExercise(deployment, baseline, collector),
         TokenAgeExercise(deployment, baseline),
+    ]
+
+
+def edge_exercises(
+    deployment: Deployment, baseline: Baseline, collector: ResponseCollector
+) -> list[Exercise]:
+    """The roles edge-signed mode grants differently from header mode (the others are the
+    header-mode proof's)."""
+    return [
+        RotateExercise(deployment, baseline),
+        SigningKeyExercise(deployment, baseline, collector),
     ]

@@ -1,4 +1,4 @@
-"""Start ministack as ``ministack`` would, with three of its defects worked around.
+"""Start ministack as ``ministack`` would, with four of its defects worked around.
 
 Run by :mod:`rehearsal.ministack` with ministack's own interpreter (``.tools/ministack``), never
 with the project's: ministack pins an older botocore. Each patch below is one entry of
@@ -14,6 +14,11 @@ nothing here changes what ministack checks (IAM is evaluated before any handler 
    API (``<id>.execute-api.localhost:<port>``) as a host name on port 443: the port stays in the
    name and ``*.localhost`` does not resolve here, so every request through the distribution
    answers 502. Here such an origin is dialled at ministack's own address and port.
+4. Edge-signed mode: ``cloudfront-keyvaluestore`` calls are authorized against ``*`` instead of
+   the store, so a policy scoped to the store (as the product's are) is denied. Here they are
+   evaluated on the store's ARN, taken from the request's path.
+5. Not a defect: the certificate also names ``<account>.127.0.0.1``, the host botocore sends the
+   KeyValueStore API to with ministack's endpoint (lambda_site/sitecustomize.py resolves it).
 
 And one aid that changes no decision: every authorization denial is appended as a JSON line to
 ``$REHEARSAL_DENIALS`` (who, which action, on what), so the least-privilege proof sees a denied
@@ -27,14 +32,16 @@ import os
 import re
 import sys
 import threading
+import urllib.parse
 from typing import Any
 
 from ministack import app
-from ministack.core import iam_evaluator
+from ministack.core import iam_actions, iam_evaluator, tls
 from ministack.services import apigateway, cloudfront
 
 _RESET_CACHE = re.compile(r"^/v2/apis/([^/]+)/stages/([^/]+)/cache/authorizers/?$")
 _OWN_API_ORIGIN = re.compile(r"^[a-f0-9]{8}\.execute-api\.localhost(?::\d+)?$")
+_KVS_PATH = re.compile(r"^/key-value-stores/(arn:[^/]+:key-value-store/[A-Za-z0-9_-]+)(?:/|$)")
 
 
 def _only_the_chosen_port() -> None:
@@ -76,6 +83,24 @@ def _dial_own_api_origins(port: int) -> None:
     cloudfront._origin_connect_target = connect_target
 
 
+def _kvs_calls_name_their_store() -> None:
+    extract = iam_actions.extract_resource_arn
+
+    def resource_arn(service: str, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        if service == "cloudfront-keyvaluestore":
+            found = _KVS_PATH.match(urllib.parse.unquote(path))
+            if found is not None:
+                return found.group(1)
+        return extract(service, method, path, *args, **kwargs)
+
+    iam_actions.extract_resource_arn = resource_arn
+
+
+def _certificate_names_the_kvs_host(account: str) -> None:
+    names = tls._generated_cert_names
+    tls._generated_cert_names = lambda: [*names(), f"{account}.127.0.0.1"]
+
+
 def _record_denials(path: str) -> None:
     enforce = iam_evaluator.enforce
     lock = threading.Lock()
@@ -98,7 +123,9 @@ def main() -> None:
     if os.environ.get("REHEARSAL_DENIALS"):
         _record_denials(os.environ["REHEARSAL_DENIALS"])
     _only_the_chosen_port()
+    _certificate_names_the_kvs_host(os.environ.get("REHEARSAL_ACCOUNT", "000000000000"))
     _reset_authorizers_cache()
+    _kvs_calls_name_their_store()
     _dial_own_api_origins(int(app._resolve_port()))
     sys.argv = ["ministack"]
     app.main()

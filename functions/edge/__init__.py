@@ -8,8 +8,10 @@ KeyValueStore at each request.
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
+from types import ModuleType
 
 SOURCE = Path(__file__).with_name("viewer_request.js")
 RUNTIME = "cloudfront-js-2.0"
@@ -21,6 +23,17 @@ MAX_CODE_BYTES = 10 * 1024
 # An HTTP token (RFC 9110) in lowercase, the event's case, less the quote that would end the
 # JavaScript string it is written into.
 _HEADER_NAME = re.compile(r"[a-z0-9!#$%&*+.^_`|~-]{1,128}")
+
+
+def _edge_tokens() -> ModuleType:
+    """``tokens.edge`` (the window's rules): by that name where ``functions/`` is on
+    ``sys.path`` (the sandbox, the tests), else the same file as ``originlock._tokens.edge``:
+    the CDK app and the construct library load this file by path, without ``functions/`` on
+    ``sys.path``."""
+    try:
+        return importlib.import_module("tokens.edge")
+    except ModuleNotFoundError:
+        return importlib.import_module("originlock._tokens.edge")
 
 
 class EdgeFunctionConfigError(ValueError):
@@ -45,14 +58,13 @@ def render(header_name: str, window_seconds: int, source: str | None = None) -> 
         If the header name is not an HTTP token, the window is out of range, the template lacks
         a placeholder, or the result exceeds CloudFront's 10 KB.
     """
-    from tokens.edge import EdgeTokenError, check_window_settings
-
+    edge_tokens = _edge_tokens()
     name = header_name.lower() if isinstance(header_name, str) else ""
     if not _HEADER_NAME.fullmatch(name):
         raise EdgeFunctionConfigError("header name is not an HTTP token of 1-128 characters")
     try:
-        check_window_settings(window_seconds, 0)
-    except EdgeTokenError as exc:
+        edge_tokens.check_window_settings(window_seconds, 0)
+    except edge_tokens.EdgeTokenError as exc:
         raise EdgeFunctionConfigError(str(exc)) from None
     template = SOURCE.read_text(encoding="utf-8") if source is None else source
     for placeholder in (HEADER_PLACEHOLDER, WINDOW_PLACEHOLDER):

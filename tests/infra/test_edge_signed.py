@@ -8,7 +8,11 @@ on this one too (``SCANNED`` in conftest.py).
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -276,3 +280,31 @@ def test_header_mode_is_unchanged(synth: Synth) -> None:
         assert of_type(template, resource_type) == {}
     rotate = template["Resources"][function_named(template, "RotateFunction")]
     assert "LOCK_MODE" not in json.dumps(rotate["Properties"]["Environment"])
+
+
+def test_render_function_code_works_without_functions_on_sys_path(tmp_path: Path) -> None:
+    """``cdk synth -c lockMode=edge-signed`` runs the app without ``functions/`` on sys.path
+    (pytest puts it there): the function's code must still render (it failed with
+    ``No module named 'tokens'``)."""
+    script = (
+        "import importlib.util, sys\n"
+        "assert importlib.util.find_spec('tokens') is None, 'functions/ is on sys.path'\n"
+        "from originlock.cdk.edge_signing import render_function_code\n"
+        "code = render_function_code('X-Cf-Api-Gateway-Token', 60)\n"
+        "assert \"'x-cf-api-gateway-token'\" in code and \"'60'\" in code\n"
+        "try:\n"
+        "    render_function_code('x-a', 5)\n"
+        "except ValueError as exc:\n"
+        "    print(type(exc).__name__)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-P", "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "EdgeFunctionConfigError"

@@ -13,11 +13,13 @@ from rehearsal.errors import RehearsalError
 from rehearsal.exercises import stable
 from rehearsal.least_privilege import (
     BEGIN,
+    EDGE_TABLE,
     END,
     Grant,
     Row,
     committed_table,
     grants,
+    roles_differing,
     table,
     without,
     write_table,
@@ -156,3 +158,76 @@ def test_stable_keeps_the_operation_and_code_and_drops_what_changes() -> None:
     assert stable(raw) == "DescribeParameters AccessDeniedException"
     assert stable("lock: AccessDeniedException") == "lock: AccessDeniedException"
     assert stable("no lock on arn:aws:states:us-east-1:0:execution:x:y") == "no lock on <arn>"
+
+
+def test_roles_differing_names_new_roles_and_roles_granted_otherwise() -> None:
+    def grant(role: str, action: str, resource: str = "<store>", statement: int = 0) -> Grant:
+        return Grant(role, f"{role}Policy", statement, action, resource)
+
+    header = [
+        grant("Rotation/Rotate/Role", "ssm:GetParameter"),
+        grant("Rotation/Rotate/Role", "cloudfront:UpdateDistribution"),
+        grant("LockdownApi/Authorizer/Role", "ssm:GetParameter"),
+        grant("Edge/OriginHeaderValue/Provider/Role", "ssm:GetParameter"),
+        grant("Monitoring/TokenAgeProbe/Role", "ssm:DescribeParameters", "*"),
+    ]
+    edge = [
+        # The same actions on the same resources, in another statement: not a difference
+        grant("LockdownApi/Authorizer/Role", "ssm:GetParameter", statement=3),
+        # An action swapped for another
+        grant("Rotation/Rotate/Role", "ssm:GetParameter"),
+        grant("Rotation/Rotate/Role", "cloudfront-keyvaluestore:UpdateKeys"),
+        # A role header mode has not
+        grant("EdgeSigning/Provider/Role", "cloudfront-keyvaluestore:GetKey"),
+        # The same action on another resource
+        grant("Monitoring/TokenAgeProbe/Role", "ssm:DescribeParameters", "<parameter>"),
+    ]
+    # A role only header mode has (the drift guard's) is not edge-signed mode's to prove
+    assert roles_differing(header, edge) == [
+        "EdgeSigning/Provider/Role",
+        "Monitoring/TokenAgeProbe/Role",
+        "Rotation/Rotate/Role",
+    ]
+    assert roles_differing(header, header) == []
+
+
+def test_the_two_tables_are_written_between_their_own_markers(tmp_path: Path) -> None:
+    document = tmp_path / "security.md"
+    begin, end = EDGE_TABLE
+    document.write_text(f"{BEGIN}\nheader rows\n{END}\n\n{begin}\n{end}\n")
+    assert write_table(document, "edge rows", EDGE_TABLE) is True
+    assert committed_table(document, EDGE_TABLE) == "edge rows"
+    assert committed_table(document) == "header rows"
+    assert write_table(document, "new header rows") is True
+    assert committed_table(document, EDGE_TABLE) == "edge rows"
+    document.write_text(f"{BEGIN}\nheader rows\n{END}\n")
+    assert committed_table(document, EDGE_TABLE) == ""
+    with pytest.raises(RehearsalError):
+        write_table(document, "edge rows", EDGE_TABLE)
+
+
+def test_the_kvs_host_of_an_account_resolves_to_loopback_and_nothing_else() -> None:
+    import importlib.util
+    import socket
+
+    from rehearsal.emulator import LAMBDA_SITE
+
+    spec = importlib.util.spec_from_file_location(
+        "site_under_test", LAMBDA_SITE / "sitecustomize.py"
+    )
+    assert spec is not None and spec.loader is not None
+    saved = socket.getaddrinfo
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # installs it
+        assert socket.getaddrinfo is not saved
+        module.install()  # a second time changes nothing
+        [(*_, address)] = socket.getaddrinfo("000000000000.127.0.0.1", 443, type=socket.SOCK_STREAM)
+        assert address[0] == "127.0.0.1"
+        assert module.ACCOUNT_HOST.match("123456789012.127.0.0.1")
+        for other in ("000000000000.localhost", "x000000000000.127.0.0.1", "000.127.0.0.1"):
+            assert not module.ACCOUNT_HOST.match(other), other
+        with pytest.raises(socket.gaierror):
+            socket.getaddrinfo("000000000000.invalid", 443)
+    finally:
+        socket.getaddrinfo = saved
