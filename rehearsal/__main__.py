@@ -350,7 +350,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         text = str(exc) if isinstance(exc, RehearsalError) else f"{type(exc).__name__}: {exc}"
-        headline, _, detail = text.partition("\n")
+        # Only the rehearsal's own errors carry detail lines (the table's diff); anything else
+        # is one line, whitespace folded, cut at 600 characters.
+        headline, _, detail = (
+            text.partition("\n") if isinstance(exc, RehearsalError) else (text, "", "")
+        )
         print(f"rehearsal failed at {run.current}: {' '.join(headline.split())[:600]}", flush=True)
         if detail:
             print(detail, flush=True)

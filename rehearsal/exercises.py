@@ -17,7 +17,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from originlock.document import TokenDocument, fingerprint, key_id
@@ -64,7 +64,8 @@ class Baseline:
 
     document: TokenDocument
     tags: dict[str, str]
-    live: str | None
+    # A header value or a signing key: kept out of the repr (a traceback, a log line).
+    live: str | None = field(repr=False)
 
     @classmethod
     def capture(cls, deployment: Deployment) -> Baseline:

@@ -202,7 +202,9 @@ UNREADABLE_LOCK = "unreadable-lock"
 
 class SsmRotationLock:
     """The rotation workflow's lock, read only: a String parameter holding
-    ``{"execution": <execution ARN>, ...}`` (the format of ``rotate.adapters.Lock``)."""
+    ``{"execution": <execution ARN>, ...}`` (the format of ``rotate.adapters.Lock``), or
+    ``{"execution": "released", ...}`` once a settling holder released it: not an ARN, so
+    stale (nobody runs)."""
 
     def __init__(self, ssm: Any = None, stepfunctions: Any = None) -> None:
         self._ssm = ssm

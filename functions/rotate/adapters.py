@@ -272,9 +272,12 @@ class Holder:
     # Unix time until which writes of an execution *it* preempted may still land (it took the
     # lock with a settle): whoever takes the lock from it before then settles too.
     settle_until: float | None = None
-    # The lock parameter's version holding this record: a takeover marker names it, so each
-    # record can be taken over once, and a later one again.
+    # The lock parameter's version holding this record, and when it was written (ms since the
+    # epoch, 0 if SSM did not say): a takeover marker names both, so each record can be taken
+    # over once, and a later one again — even after a delete restarted the versions at 1, for
+    # a holder whose name repeats (``released``, ``unreadable-lock``).
     version: int = 0
+    written_ms: int = 0
 
     @property
     def name(self) -> str:
@@ -342,6 +345,8 @@ class Lock:
             ]
             value = parameter["Value"]
             version = int(parameter.get("Version") or 0)
+            modified = parameter.get("LastModifiedDate")
+            written_ms = int(modified.timestamp() * 1000) if isinstance(modified, datetime) else 0
         except ClientError as exc:
             if _code(exc) == "ParameterNotFound":
                 return None
@@ -358,9 +363,10 @@ class Lock:
                 data.get("revoke"),
                 float(settle_until) if isinstance(settle_until, int | float) else None,
                 version,
+                written_ms,
             )
         except (ValueError, KeyError, TypeError, AttributeError):
-            return Holder("unreadable-lock", version=version)
+            return Holder("unreadable-lock", version=version, written_ms=written_ms)
 
     def holder(self) -> str | None:
         """The execution holding the lock (``None``: nobody, a released record included)."""
@@ -450,7 +456,8 @@ class Lock:
         record cannot both win, and a later record (even of a holder of the same name) can be
         taken over again. The loser raises :class:`StoreUnavailableError`, which the workflow
         retries: it then meets the winner's record, and a revoke may preempt that one too."""
-        marker = f"{self.name}.takeover.{holder.name}.v{holder.version}"[:1011]
+        marker = f"{self.name}.takeover.{holder.name}.v{holder.version}.t{holder.written_ms}"
+        marker = marker[:1011]
         if not self._put(marker, value, overwrite=False):
             raise StoreUnavailableError(
                 "lock: another execution took it over first (retried: the new holder decides)"
@@ -470,6 +477,15 @@ class Lock:
         if holder is not None and holder.execution == execution_id:
             return
         if holder is None and self._put(self.name, value, overwrite=False):
+            return
+        if (
+            holder is not None
+            and holder.execution == RELEASED
+            and not (holder.settle_until and holder.settle_until > self.wall_clock())
+        ):
+            # A settling holder's release landed after the takeover, and its settle has ended:
+            # nothing is left to wait for (the retry would lose this run's preemption record).
+            self._take_over(holder, value)
             return
         raise StoreUnavailableError(
             "lock: released by the preempted execution and taken by another (retried)"

@@ -52,6 +52,8 @@ class RotateSettings:
     # Timings of the workflow.
     stage_wait_seconds: float = 0.0
     revoke_stage_wait_seconds: float = 0.0
+    # Why a rotation may not run with this stage wait (None: it may).
+    stage_wait_refused: str | None = None
     poll_interval_seconds: float = 30.0
     deploy_timeout_seconds: float = 1800.0
     drain_seconds: float = 300.0
@@ -110,14 +112,16 @@ class RotateSettings:
             raise SettingsError(
                 "stage waits must not be shorter than the authorizer refresh interval"
             )
-        if stage_wait < max_age + refresh:
-            # An instance re-reads the document only when its copy is older than the refresh
-            # interval, and at the latest at the max age: a shorter wait would let CloudFront
-            # send a value that an instance has not read, and its Deny would be cached.
-            raise SettingsError(
-                "STAGE_WAIT_SECONDS must be at least the authorizer max age + refresh interval"
-                f" ({max_age + refresh:g} s)"
-            )
+        # An instance re-reads the document only when its copy is older than the refresh
+        # interval, and at the latest at the max age: a shorter wait would let CloudFront send
+        # a value that an instance has not read, and its Deny would be cached. Refused for a
+        # rotation only (timings): an emergency revoke never waits it and must still run.
+        stage_wait_refused = (
+            "STAGE_WAIT_SECONDS must be at least the authorizer max age + refresh interval"
+            f" ({max_age + refresh:g} s)"
+            if stage_wait < max_age + refresh
+            else None
+        )
         origins = tuple(o.strip() for o in env.get("ORIGIN_IDS", "").split(",") if o.strip())
         mode = env.get("LOCK_MODE", "").strip() or "header"
         if mode not in LOCK_MODES:
@@ -155,6 +159,7 @@ class RotateSettings:
             authorizer_refresh_interval=refresh,
             authorizer_max_age=max_age,
             stage_wait_seconds=stage_wait,
+            stage_wait_refused=stage_wait_refused,
             revoke_stage_wait_seconds=revoke_wait,
             poll_interval_seconds=poll,
             deploy_timeout_seconds=_number(
@@ -184,7 +189,16 @@ class RotateSettings:
         )
 
     def timings(self, mode: str = "rotate", scope: str | None = None) -> dict[str, int]:
-        """Whole seconds for the state machine's Wait states (SecondsPath)."""
+        """Whole seconds for the state machine's Wait states (SecondsPath).
+
+        Raises
+        ------
+        SettingsError
+            A rotation's stage wait is shorter than the authorizer's max age + refresh
+            interval (a revoke runs all the same).
+        """
+        if mode == "rotate" and self.stage_wait_refused:
+            raise SettingsError(self.stage_wait_refused)
         emergency = mode == "revoke" and scope == "all"
         wait = self.revoke_stage_wait_seconds if emergency else self.stage_wait_seconds
         return {

@@ -11,12 +11,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rotate import settings as settings_module
 from rotate.adapters import LiveDistribution, Ports, probe
 from rotate.errors import (
     DeploymentTimeoutError,
     InvalidInputError,
     NoOriginHeaderError,
     PreviousStillInUseError,
+    SettingsError,
     StateConflictError,
     UnknownOriginHeaderError,
     VerificationFailedError,
@@ -106,7 +108,11 @@ def validate(call: StepCall, settings: RotateSettings, ports: Ports | None) -> d
         "reason": _text(raw.get("reason", ""), "reason", 256),
         "requested_by": _text(raw.get("requested_by", ""), "requested_by", 128),
     }
-    return {"request": request, "settings": settings.timings(mode, scope)}
+    try:
+        timings = settings.timings(mode, scope)
+    except settings_module.SettingsError as exc:
+        raise SettingsError(str(exc)) from None
+    return {"request": request, "settings": timings}
 
 
 def acquire_lock(call: StepCall, settings: RotateSettings, ports: Ports) -> dict[str, Any]:

@@ -93,7 +93,11 @@ def _check_pieces(
             f"the authorizer reads {authorizer.parameter_name}, the token parameter is "
             f"{token.name}: make the authorizer with token=<the TokenParameter>"
         )
-    if authorizer.encryption_key is not token.key:
+    mine, theirs = authorizer.encryption_key, token.key
+    same_key = mine is theirs or (
+        mine is not None and theirs is not None and mine.key_arn == theirs.key_arn
+    )
+    if not same_key:
         raise PropsError(
             "the authorizer and the token parameter name different encryption keys: make the "
             "authorizer with token=<the TokenParameter>"

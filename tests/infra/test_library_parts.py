@@ -12,7 +12,7 @@ import json
 from typing import Any, TypeVar
 
 import pytest
-from aws_cdk import Duration, Stack
+from aws_cdk import App, Duration, Stack
 from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Annotations, Match
 
@@ -260,16 +260,23 @@ def test_rotation_alone_stack_is_one_the_cli_can_operate(parts: Synth) -> None:
         ("another parameter", "the authorizer reads /elsewhere/token"),
         ("a distribution by ARN", "distribution_id is not a valid id"),
         ("an API by URL", "api_id is not a valid id"),
+        ("another key", "different encryption keys"),
     ],
 )
 def test_rotation_alone_refuses_pieces_that_disagree(case: str, message: str) -> None:
     def build(stack: Stack) -> RotationWorkflow:
         token = TokenParameter(stack, "Token", parameter_name="/originlock/MyService/origin-token")
-        authorizer = (
-            OriginAuthorizer(stack, "Authorizer", parameter_name="/elsewhere/token")
-            if case == "another parameter"
-            else OriginAuthorizer(stack, "Authorizer", token=token)
-        )
+        if case == "another parameter":
+            authorizer = OriginAuthorizer(stack, "Authorizer", parameter_name="/elsewhere/token")
+        elif case == "another key":
+            authorizer = OriginAuthorizer(
+                stack,
+                "Authorizer",
+                parameter_name=token.name,
+                encryption_key=kms.Key.from_key_arn(stack, "OtherKey", KEY_ARNS[1]),
+            )
+        else:
+            authorizer = OriginAuthorizer(stack, "Authorizer", token=token)
         return RotationWorkflow(
             stack,
             "Rotation",
@@ -289,6 +296,39 @@ def test_rotation_alone_refuses_pieces_that_disagree(case: str, message: str) ->
         )
 
     refused(build, message)
+
+
+KEY_ARNS = (
+    "arn:aws:kms:eu-west-1:111111111111:key/11111111-2222-3333-4444-555555555555",
+    "arn:aws:kms:eu-west-1:111111111111:key/66666666-7777-8888-9999-000000000000",
+)
+
+
+def test_rotation_alone_takes_the_same_key_imported_twice() -> None:
+    # Given a token parameter and an authorizer made separately, each importing the same key
+    stack = Stack(App(), "KeyTwice")
+    token = TokenParameter(
+        stack,
+        "Token",
+        parameter_name="/originlock/KeyTwice/origin-token",
+        encryption_key=kms.Key.from_key_arn(stack, "Key", KEY_ARNS[0]),
+    )
+    authorizer = OriginAuthorizer(
+        stack,
+        "Authorizer",
+        parameter_name=token.name,
+        encryption_key=kms.Key.from_key_arn(stack, "SameKey", KEY_ARNS[0]),
+    )
+
+    # Then the rotation takes them: they name one key
+    rotation = RotationWorkflow(
+        stack,
+        "Rotation",
+        token=token,
+        authorizer=authorizer,
+        distribution_id=OUTSIDE_DISTRIBUTION_ID,
+    )
+    assert rotation.node.id == "Rotation"
 
 
 def test_authorizer_takes_its_parameter_from_the_token_or_from_its_name_not_both() -> None:

@@ -440,3 +440,67 @@ def test_a_revoke_whose_lock_was_released_and_taken_meanwhile_is_retried(
     result = lock().acquire(revoke, REVOKE_ALL)
     assert result["preempted"]["execution"] == other.rsplit(":", 1)[-1]
     assert lock().holder() == revoke
+
+
+def test_a_released_record_is_taken_over_again_in_a_later_incident(
+    sfn: Any, state_machine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given, twice (days apart, the lock deleted by a normal release in between): a rotation
+    # preempted in a Wait state by a revoke previous that ends within its settle (a record of
+    # nobody is left), then the next execution, which takes that record over
+    monkeypatch.setattr(Lock, "step_in_flight", lambda self, arn: False)
+    later = [0.0]
+
+    def at(offset: float) -> Lock:
+        found = lock()
+        found.wall_clock = lambda: time.time() + offset
+        return found
+
+    for incident in (1, 2):
+        running(sfn, state_machine, ROTATE)
+        previous = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+        assert at(later[0]).acquire(previous, REVOKE_PREVIOUS)["settle"] is False
+        assert at(later[0]).release(previous) is True
+        assert lock().holder() is None  # (a record of nobody, settling)
+
+        # When the next execution comes within that settle
+        revoke = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+        result = at(later[0]).acquire(revoke, REVOKE_ALL)
+
+        # Then it takes the record over and settles, each time (the second incident's record
+        # has the same holder name and version as the first's: the marker must still differ)
+        assert (result["took_over"], result["settle"]) == ("released", True), incident
+        assert at(later[0] + 25).release(revoke) is True
+        assert lock().holder() is None
+        later[0] += 86_400
+        time.sleep(0.01)  # (the records' write times differ, as days apart would)
+
+
+def test_a_released_record_landing_after_a_preemption_is_taken_over_at_once(
+    sfn: Any, state_machine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a revoke previous holding the lock whose settle has ended
+    running(sfn, state_machine, ROTATE)
+    previous = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+    assert lock().acquire(previous, REVOKE_PREVIOUS)["settle"] is True
+    late = lock()
+    late.wall_clock = lambda: time.time() + 21
+
+    # When a revoke all preempts it, and the revoke previous's release (its fence check made
+    # just before the takeover) lands before the revoke all looks again: a record of nobody
+    def step_in_flight(self: Lock, arn: str) -> bool:
+        record = {"execution": "released", "settle_until": time.time() - 1}
+        ssm = boto3.client("ssm")
+        ssm.put_parameter(
+            Name=f"{PARAMETER}.lock", Value=json.dumps(record), Type="String", Overwrite=True
+        )
+        return False
+
+    monkeypatch.setattr(Lock, "step_in_flight", step_in_flight)
+    revoke = str(sfn.start_execution(stateMachineArn=state_machine)["executionArn"])
+    result = late.acquire(revoke, REVOKE_ALL)
+
+    # Then the revoke all holds the lock at once, and says what it preempted
+    assert lock().holder() == revoke
+    assert result["settle"] is False
+    assert result["preempted"]["execution"] == previous.rsplit(":", 1)[-1]
