@@ -26,7 +26,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from originlock.cdk.alarms import OriginLockAlarms
 from originlock.cdk.authorizer import OriginAuthorizer
 from originlock.cdk.origin_lock import LockConstruct, web_acl_arn_of
 from originlock.cdk.props import (
@@ -48,19 +47,8 @@ from originlock.cdk.token_parameter import TokenParameter
 from originlock.constants import (
     API_STAGE,
     DEFAULT_HEADER_NAME,
-    OUTPUT_ALARM_TOPIC_ARN,
-    OUTPUT_API_URL,
-    OUTPUT_AUTHORIZER_FUNCTION_NAME,
     OUTPUT_AUTHORIZER_ID,
     OUTPUT_AUTHORIZER_URI,
-    OUTPUT_CLOUDFRONT_URL,
-    OUTPUT_DISTRIBUTION_ID,
-    OUTPUT_ORIGIN_HEADER_NAME,
-    OUTPUT_PARAMETER_NAME,
-    OUTPUT_ROTATE_FUNCTION_NAME,
-    OUTPUT_SCHEDULE_GROUP_NAME,
-    OUTPUT_SCHEDULE_NAME,
-    OUTPUT_STATE_MACHINE_ARN,
 )
 
 
@@ -237,34 +225,15 @@ class AttachedOriginLock(LockConstruct):
             props=rotation_props,
             name_prefix=prefix,
         )
-        self.alarms = OriginLockAlarms(
-            self,
-            "Monitoring",
-            token=self.token,
-            state_machine=self.rotation.state_machine,
-            authorizer=self.origin_authorizer.function,
-            props=alarm_props,
-            rotation=rotation_props,
+        self.monitor_and_declare(
+            alarm_props=alarm_props,
+            rotation_props=rotation_props,
             powertools_layer_version=powertools,
-        )
-        self.outputs = (
-            self.add_outputs(
-                {
-                    OUTPUT_CLOUDFRONT_URL: self.cloudfront_url,
-                    OUTPUT_API_URL: self.api_url,
-                    OUTPUT_STATE_MACHINE_ARN: self.rotation.state_machine.state_machine_arn,
-                    OUTPUT_PARAMETER_NAME: self.token.name,
-                    OUTPUT_DISTRIBUTION_ID: distribution_id,
-                    OUTPUT_AUTHORIZER_FUNCTION_NAME: self.origin_authorizer.function.function_name,
-                    OUTPUT_ROTATE_FUNCTION_NAME: self.rotation.rotate.function.function_name,
-                    OUTPUT_ALARM_TOPIC_ARN: self.alarms.topic.topic_arn,
-                    OUTPUT_SCHEDULE_NAME: self.rotation.schedule.schedule_name,
-                    OUTPUT_SCHEDULE_GROUP_NAME: "default",
-                    OUTPUT_ORIGIN_HEADER_NAME: header,
-                    OUTPUT_AUTHORIZER_ID: self.origin_authorizer_id,
-                    OUTPUT_AUTHORIZER_URI: self.origin_authorizer_uri,
-                }
-            )
-            if create_outputs
-            else {}
+            distribution_id=distribution_id,
+            header_name=header,
+            create_outputs=create_outputs,
+            more_outputs={
+                OUTPUT_AUTHORIZER_ID: self.origin_authorizer_id,
+                OUTPUT_AUTHORIZER_URI: self.origin_authorizer_uri,
+            },
         )

@@ -96,6 +96,52 @@ class LockConstruct(Construct):
                     f"originlock CLI reads ({other.node.path} does): pass create_outputs=False"
                 )
 
+    # Set by the subclass before monitor_and_declare.
+    token: TokenParameter
+    origin_authorizer: OriginAuthorizer
+    rotation: RotationWorkflow
+    cloudfront_url: str | None
+    api_url: str | None
+
+    def monitor_and_declare(
+        self,
+        *,
+        alarm_props: AlarmProps | None,
+        rotation_props: RotationProps | None,
+        powertools_layer_version: int,
+        distribution_id: str,
+        header_name: str,
+        create_outputs: bool,
+        more_outputs: Mapping[str, str | None] | None = None,
+    ) -> None:
+        """The alarms over the rotation and the authorizer, then (if *create_outputs*) the
+        outputs the CLI reads, *more_outputs* last."""
+        self.alarms = OriginLockAlarms(
+            self,
+            "Monitoring",
+            token=self.token,
+            state_machine=self.rotation.state_machine,
+            authorizer=self.origin_authorizer.function,
+            props=alarm_props,
+            rotation=rotation_props,
+            powertools_layer_version=powertools_layer_version,
+        )
+        values: dict[str, str | None] = {
+            OUTPUT_CLOUDFRONT_URL: self.cloudfront_url,
+            OUTPUT_API_URL: self.api_url,
+            OUTPUT_STATE_MACHINE_ARN: self.rotation.state_machine.state_machine_arn,
+            OUTPUT_PARAMETER_NAME: self.token.name,
+            OUTPUT_DISTRIBUTION_ID: distribution_id,
+            OUTPUT_AUTHORIZER_FUNCTION_NAME: self.origin_authorizer.function.function_name,
+            OUTPUT_ROTATE_FUNCTION_NAME: self.rotation.rotate.function.function_name,
+            OUTPUT_ALARM_TOPIC_ARN: self.alarms.topic.topic_arn,
+            OUTPUT_SCHEDULE_NAME: self.rotation.schedule.schedule_name,
+            OUTPUT_SCHEDULE_GROUP_NAME: "default",
+            OUTPUT_ORIGIN_HEADER_NAME: header_name,
+            **(more_outputs or {}),
+        }
+        self.outputs = self.add_outputs(values) if create_outputs else {}
+
     def add_outputs(self, values: Mapping[str, str | None]) -> dict[str, CfnOutput]:
         """Stack outputs under the exact keys the CLI reads (``originlock --stack NAME``)."""
         outputs: dict[str, CfnOutput] = {}
@@ -394,34 +440,13 @@ class OriginLock(LockConstruct):
             name_prefix=prefix,
             edge_signing=self.edge_signing,
         )
-        self.alarms = OriginLockAlarms(
-            self,
-            "Monitoring",
-            token=self.token,
-            state_machine=self.rotation.state_machine,
-            authorizer=self.origin_authorizer.function,
-            props=alarm_props,
-            rotation=rotation_props,
+        self.monitor_and_declare(
+            alarm_props=alarm_props,
+            rotation_props=rotation_props,
             powertools_layer_version=powertools,
-        )
-        self.outputs = (
-            self.add_outputs(
-                {
-                    OUTPUT_CLOUDFRONT_URL: self.cloudfront_url,
-                    OUTPUT_API_URL: self.api_url,
-                    OUTPUT_STATE_MACHINE_ARN: self.rotation.state_machine.state_machine_arn,
-                    OUTPUT_PARAMETER_NAME: self.token.name,
-                    OUTPUT_DISTRIBUTION_ID: self.distribution_id,
-                    OUTPUT_AUTHORIZER_FUNCTION_NAME: self.origin_authorizer.function.function_name,
-                    OUTPUT_ROTATE_FUNCTION_NAME: self.rotation.rotate.function.function_name,
-                    OUTPUT_ALARM_TOPIC_ARN: self.alarms.topic.topic_arn,
-                    OUTPUT_SCHEDULE_NAME: self.rotation.schedule.schedule_name,
-                    OUTPUT_SCHEDULE_GROUP_NAME: "default",
-                    OUTPUT_ORIGIN_HEADER_NAME: header,
-                }
-            )
-            if create_outputs
-            else {}
+            distribution_id=self.distribution_id,
+            header_name=header,
+            create_outputs=create_outputs,
         )
 
     @property
