@@ -514,6 +514,27 @@ def denying_when_uncertain() -> Iterator[None]:
         cache.FIRST_READ_PAUSES = pauses
 
 
+def lost_between_rows(scenario: FaultScenario, legit: list[Sent]) -> list[dict[str, Any]]:
+    """The legitimate requests refused that no row's phase holds: when each was sent, after
+    which row, its status and how long it took (what a failure needs to be read)."""
+    phases = [p for p in scenario.phases if p.end]
+    found = []
+    for record in rejected(legit):
+        if any(p.start <= record.started < p.end for p in phases):
+            continue
+        before = [p for p in phases if p.end <= record.started]
+        last = max(before, key=lambda p: p.end) if before else None
+        found.append(
+            {
+                "after": last.name if last else "the start",
+                "seconds_after": round(record.started - last.end, 2) if last else None,
+                "status": record.status,
+                "took_seconds": round(record.ended - record.started, 2),
+            }
+        )
+    return found
+
+
 def _overlaps(record: Sent, start: float, end: float) -> bool:
     return record.ended >= start and record.started <= end
 
@@ -540,6 +561,7 @@ def run_scenario(sb: Sandbox, say: Callable[[str], None] = lambda _text: None) -
             traffic.stop()
     rows = scenario.rows
     legit = [r for r in traffic.snapshot() if r.kind == LEGIT]
+    between = lost_between_rows(scenario, legit)
     report: dict[str, Any] = {
         "bench": "faults",
         "edges": len(sb.edge_urls),
@@ -548,7 +570,12 @@ def run_scenario(sb: Sandbox, say: Callable[[str], None] = lambda _text: None) -
         "faults_survived": sum(1 for row in rows if row.survived),
         "legit_requests": len(legit),
         "legit_lost": len(rejected(legit)),
-        "legit_lost_outside_documented_windows": sum(r.lost_outside_window for r in rows),
+        # Requests sent between two rows (while the next fault is prepared) belong to no
+        # row: each one lost there is lost outside every documented window.
+        "lost_between_rows": between,
+        "legit_lost_outside_documented_windows": (
+            sum(r.lost_outside_window for r in rows) + len(between)
+        ),
         "seconds": round(time.monotonic() - began, 1),
     }
     values = sb.token_values()

@@ -39,6 +39,8 @@ def test_every_fault_is_survived_without_losing_a_legit_request(sandbox: Sandbox
     # there (500, not cached), as documented, and nowhere else
     windows = [row["fault"] for row in report["rows"] if row["documented_window_lost"]]
     assert windows == ["SSM unreachable beyond max staleness", "SSM failing for new instances"]
+    # and none between two rows (while the next fault was prepared)
+    assert report["lost_between_rows"] == []
     assert report["legit_lost"] == sum(rows[fault]["legit_lost"] for fault in windows)
     # New instances during an outage deny nothing (no Deny to cache) and lose nothing once SSM
     # recovers; the authorizer as it was, in the same run, denies (cached by API Gateway)
