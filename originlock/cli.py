@@ -777,7 +777,7 @@ def sandbox(
     from originlock.sandbox import Sandbox
 
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: stop.set())}
     try:
         with Sandbox(edges=edges, state_file=sandbox_file(), lock_mode=lock_mode.value) as sb:
             info = sb.describe()
@@ -786,13 +786,18 @@ def sandbox(
             else:
                 _sandbox_banner(info)
             sys.stdout.flush()
+            # Once it serves, Ctrl-C stops it whatever this process inherited: a parent that
+            # ignores SIGINT (a test runner's worker, a script's background job) would
+            # otherwise leave Ctrl-C without effect.
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, lambda *_: stop.set())
             try:
                 while not stop.wait(0.5):
                     pass
             except KeyboardInterrupt:
                 pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if not as_json:
         _err().print(Text("sandbox stopped"))
 
