@@ -74,6 +74,8 @@ EDGE_CLIENTS = 1
 SHORT_OUTAGE = 1.5
 SHORT_STALENESS = 20.0
 LONG_OUTAGE = 4.0
+LONG_OUTAGE_LIMIT = 20.0
+BEYOND_REQUESTS = 5
 SMALL_STALENESS = 1.5
 RECOVERY = 0.8
 # Warm authorizer instances before an outage: more than the clients can keep busy at once,
@@ -363,9 +365,21 @@ class FaultScenario(Observer):
         self.phase(fault)
         before = faults.injected
         outage_start = time.monotonic()
+        closed_from = outage_start + SMALL_STALENESS + sb.timings.authorizer_ttl + SLACK
         faults.start("throttle", callers="authorizer")
         try:
-            time.sleep(LONG_OUTAGE)
+            # At least LONG_OUTAGE, and until some requests sent beyond the bound have been
+            # answered (a loaded machine answers a failing invocation in over a second).
+            while time.monotonic() < outage_start + LONG_OUTAGE_LIMIT:
+                time.sleep(0.1)
+                now = time.monotonic()
+                answered = [
+                    r
+                    for r in self.records(self.phases[-1], LEGIT)
+                    if r.started >= closed_from and r.ended <= now
+                ]
+                if now >= outage_start + LONG_OUTAGE and len(answered) >= BEYOND_REQUESTS:
+                    break
         finally:
             faults.stop()
         outage_end = time.monotonic()
@@ -376,7 +390,6 @@ class FaultScenario(Observer):
         # staleness bound none decides (500, not cached), and API Gateway serves a cached
         # Allow for at most its TTL more. After the outage an instance reads again within its
         # retry backoff (at most the max age); nothing it refused was cached.
-        closed_from = outage_start + SMALL_STALENESS + sb.timings.authorizer_ttl + SLACK
         reopen_by = (
             outage_end + sb.timings.token_cache_max_age + sb.timings.token_refresh_interval + SLACK
         )
