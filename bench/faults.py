@@ -442,6 +442,11 @@ class FaultScenario(Observer):
         sb = self.sandbox
         faults = sb.ssm_faults
         assert faults is not None
+        # The outage's requests count from its start: the configuration change and the cache
+        # reset below take a while on a loaded machine, and requests meet fresh instances
+        # meanwhile.
+        started = time.monotonic()
+        before = faults.injected
         faults.start("throttle", callers="authorizer")
         try:
             # Fresh instances (a configuration change), whose first reads fail
@@ -449,8 +454,6 @@ class FaultScenario(Observer):
             # and API Gateway's cache emptied (as a revoke does), so requests reach them
             assert sb.api is not None
             sb.api.reset_cache(sb.api.api_id, STAGE)
-            started = time.monotonic()
-            before = faults.injected
             # At least COLD_OUTAGE, and long enough for the new instances to have met the outage
             # and for some requests to have ended meanwhile (a loaded machine is slow to send).
             while time.monotonic() < started + COLD_OUTAGE_LIMIT:
